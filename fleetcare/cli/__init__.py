@@ -1,0 +1,1 @@
+"""The ``fleetcare`` command line."""

@@ -1,0 +1,1 @@
+"""Embedded services for a machine with nothing configured: PostgreSQL and an MQTT broker."""

@@ -1,0 +1,1 @@
+"""fleetcare edge gateway: store-and-forward, protocol bridging, edge inference."""

@@ -1,0 +1,1 @@
+"""fleetcare models: training, evaluation, ONNX export and the model registry."""

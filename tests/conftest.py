@@ -1,0 +1,7 @@
+"""Suite-wide configuration. Fixtures live in ``tests/fixtures/``, one module per area."""
+
+pytest_plugins = [
+    "tests.fixtures.fix_paths",
+    "tests.fixtures.fix_db",
+    "tests.fixtures.fix_mqtt",
+]
