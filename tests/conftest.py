@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.fix_paths",
     "tests.fixtures.fix_db",
     "tests.fixtures.fix_mqtt",
+    "tests.fixtures.fix_timescale",
 ]

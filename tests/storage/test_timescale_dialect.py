@@ -1,0 +1,122 @@
+"""The TimescaleDB dialect against a real TimescaleDB 2.23 (WebAssembly build on loopback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from backend.storage.connect import connect
+from backend.storage.migrator import apply_migrations, dialect_of, migration_status
+from backend.storage.rollup_queries import raw_buckets, rollup
+from backend.storage.telemetry import insert_telemetry
+from tests.fixtures.fix_timescale import disable_prepared_statements
+from tests.storage.sample_data import START, assert_same_buckets, readings, register_fleet
+
+pytestmark = [pytest.mark.timescale, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def migrated_url(timescale_server_url: str) -> str:
+    run = apply_migrations(timescale_server_url)
+    assert run.dialect == "timescaledb"
+    assert run.applied == ["0001_core", "0002_timeseries"]
+    return timescale_server_url
+
+
+@pytest.fixture
+def conn(migrated_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    # The WebAssembly server takes one connection at a time: connect() retries briefly.
+    with connect(migrated_url, autocommit=True) as connection:
+        disable_prepared_statements(connection)
+        yield connection
+
+
+def test_migrations_are_idempotent_on_timescaledb(migrated_url: str) -> None:
+    again = apply_migrations(migrated_url)
+    assert again.applied == [] and again.already_applied == 2
+    assert migration_status(migrated_url).dialect == "timescaledb"
+
+
+def test_time_series_tables_are_hypertables(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    rows = conn.execute(
+        "SELECT hypertable_name FROM timescaledb_information.hypertables"
+    ).fetchall()
+    names = {str(row[0]) for row in rows}
+    assert {"telemetry", "usage_records", "device_events", "device_state_reports"} <= names
+
+
+def test_rollups_are_continuous_aggregates(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    rows = conn.execute(
+        "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates"
+    ).fetchall()
+    assert dict(rows) == {"telemetry_hourly": True, "telemetry_daily": True}
+
+
+def test_compression_is_segmented_by_device(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    rows = conn.execute(
+        "SELECT attname, segmentby_column_index, orderby_column_index "
+        "FROM timescaledb_information.compression_settings WHERE hypertable_name = 'telemetry'"
+    ).fetchall()
+    settings = {str(name): (seg, order) for name, seg, order in rows}
+    assert settings["device_id"][0] == 1
+    assert settings["metric_id"][1] == 1
+
+
+def test_policies_are_scheduled(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    rows = conn.execute(
+        "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs "
+        "WHERE hypertable_name IS NOT NULL"
+    ).fetchall()
+    jobs = {(str(proc), str(table)) for proc, table in rows}
+    assert ("policy_compression", "telemetry") in jobs
+    assert ("policy_retention", "telemetry") in jobs
+    assert ("policy_refresh_continuous_aggregate", "telemetry_hourly") in jobs
+    assert ("policy_refresh_continuous_aggregate", "telemetry_daily") in jobs
+
+
+def test_compressed_chunks_stay_readable_and_rollups_match(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    dialect = dialect_of(conn)
+    devices, metrics = register_fleet(conn, devices=2)
+    rows = readings(devices, metrics, hours=26, step_min=10)
+    insert_telemetry(conn, dialect, rows)
+    before = raw_buckets(conn, dialect, timedelta(hours=1), START, START + timedelta(hours=26))
+    chunks = conn.execute("SELECT show_chunks('telemetry')").fetchall()
+    for (chunk,) in chunks:
+        conn.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)", (chunk,))
+    compressed = conn.execute(
+        "SELECT count(*) FROM timescaledb_information.chunks "
+        "WHERE hypertable_name = 'telemetry' AND is_compressed"
+    ).fetchone()
+    assert compressed is not None and int(str(compressed[0])) == len(chunks) > 0
+    after = raw_buckets(conn, dialect, timedelta(hours=1), START, START + timedelta(hours=26))
+    assert_same_buckets(before, after)
+    dialect.refresh_rollups(conn, START, START + timedelta(hours=26))
+    assert_same_buckets(rollup(conn, "hourly", START, START + timedelta(hours=26)), before)
+
+
+def test_retention_drops_old_chunks(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    dialect = dialect_of(conn)
+    devices, metrics = register_fleet(conn, devices=3)
+    device = devices[2]
+    now = datetime.now(UTC)
+    old = readings([device], metrics, hours=1, start=now - timedelta(days=90))
+    recent = [r._replace(seq=r.seq + 10_000) for r in
+              readings([device], metrics, hours=1, start=now - timedelta(hours=2))]
+    insert_telemetry(conn, dialect, old + recent)
+    dialect.set_retention(conn, "telemetry_retention_days", 30)
+    report = dialect.apply_retention(conn, now)
+    assert report.dropped["telemetry"]
+    left = conn.execute(
+        "SELECT count(*) FROM telemetry WHERE device_id = %s", (device,)
+    ).fetchone()
+    assert left is not None and int(str(left[0])) == len(recent)
+    policy = conn.execute(
+        "SELECT config->>'drop_after' FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_retention' AND hypertable_name = 'telemetry'"
+    ).fetchone()
+    assert policy is not None and "30 days" in str(policy[0])
