@@ -33,7 +33,10 @@ def ensure_metric(conn: Connection, spec: MetricSpec) -> int:
 
 
 def ensure_device_model(
-    conn: Connection, name: str, kind: str, metrics: Sequence[MetricSpec],
+    conn: Connection,
+    name: str,
+    kind: str,
+    metrics: Sequence[MetricSpec],
     manufacturer: str | None = None,
 ) -> int:
     """Id of device model ``name``, registering it and its metric catalogue if needed."""
@@ -57,8 +60,13 @@ def ensure_device_model(
 
 
 def ensure_device(
-    conn: Connection, external_id: str, model_id: int, *,
-    account_id: int | None = None, site_id: int | None = None, status: str = "active",
+    conn: Connection,
+    external_id: str,
+    model_id: int,
+    *,
+    account_id: int | None = None,
+    site_id: int | None = None,
+    status: str = "active",
 ) -> int:
     """Id of device ``external_id``, registering it if needed."""
     row = conn.execute(

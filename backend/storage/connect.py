@@ -50,7 +50,9 @@ def connect(
             attempts.append(f"connect (timeout {remaining} s): {str(exc).strip()}")
         except psycopg.ProgrammingError as exc:
             raise ServiceUnavailableError(
-                "database", redact_url(url), [f"parse URL: {exc}"],
+                "database",
+                redact_url(url),
+                [f"parse URL: {exc}"],
                 hint="use the form postgresql://user:password@host:5432/dbname",
             ) from None
         if time.monotonic() >= deadline:

@@ -148,9 +148,10 @@ def _recorded_dialect(conn: Connection) -> DialectName | None:
     if row is None:
         return None
     value = str(row[0])
-    if value not in DIALECT_NAMES:
-        raise DialectError(f"fleetcare_meta records an unknown dialect {value!r}")
-    return value  # type: ignore[return-value]
+    for name in DIALECT_NAMES:
+        if value == name:
+            return name
+    raise DialectError(f"fleetcare_meta records an unknown dialect {value!r}")
 
 
 def _applied(conn: Connection) -> dict[int, AppliedMigration]:
@@ -246,7 +247,9 @@ def _prepare_partitions(conn: Connection, dialect_name: DialectName) -> None:
     now = datetime.now(UTC)
     with conn.transaction():
         for table in PARTITIONED_TABLES:
-            dialect.ensure_partitions(conn, table, now - timedelta(days=1), now + timedelta(days=35))
+            dialect.ensure_partitions(
+                conn, table, now - timedelta(days=1), now + timedelta(days=35)
+            )
 
 
 def migration_status(url: str, *, timeout_s: float = 5.0) -> MigrationStatus:

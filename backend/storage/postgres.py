@@ -79,12 +79,24 @@ class PostgresDialect:
 
     def refresh_rollups(self, conn: Connection, start: datetime, end: datetime) -> None:
         self._refresh(
-            conn, "telemetry_hourly", _RECOMPUTE_HOURLY, hour_floor(start), hour_ceil(end),
-            hour_floor, hour_ceil, next_rollup="telemetry_daily",
+            conn,
+            "telemetry_hourly",
+            _RECOMPUTE_HOURLY,
+            hour_floor(start),
+            hour_ceil(end),
+            hour_floor,
+            hour_ceil,
+            next_rollup="telemetry_daily",
         )
         self._refresh(
-            conn, "telemetry_daily", _RECOMPUTE_DAILY, day_floor(start), day_ceil(end),
-            day_floor, day_ceil, next_rollup=None,
+            conn,
+            "telemetry_daily",
+            _RECOMPUTE_DAILY,
+            day_floor(start),
+            day_ceil(end),
+            day_floor,
+            day_ceil,
+            next_rollup=None,
         )
 
     def _refresh(
@@ -112,7 +124,8 @@ class PostgresDialect:
             touched: list[tuple[datetime, datetime]] = []
             leftovers: list[tuple[datetime, datetime]] = []
             for lowest, greatest in rows:
-                assert isinstance(lowest, datetime) and isinstance(greatest, datetime)
+                if not isinstance(lowest, datetime) or not isinstance(greatest, datetime):
+                    raise TypeError("rollup_invalidations holds non-timestamp bounds")
                 lo = max(floor(lowest), window_lo)
                 hi = min(ceil(greatest + timedelta(microseconds=1)), window_hi)
                 if lo < hi:

@@ -26,8 +26,12 @@ class Bucket(NamedTuple):
 
 
 def rollup(
-    conn: Connection, which: Rollup, start: datetime, end: datetime,
-    device_ids: list[int] | None = None, metric_ids: list[int] | None = None,
+    conn: Connection,
+    which: Rollup,
+    start: datetime,
+    end: datetime,
+    device_ids: list[int] | None = None,
+    metric_ids: list[int] | None = None,
 ) -> list[Bucket]:
     """Rows of the hourly or daily rollup with ``start <= bucket < end``, ordered."""
     table = _ROLLUP_TABLES[which]
@@ -43,10 +47,15 @@ def rollup(
 
 
 def raw_buckets(
-    conn: Connection, dialect: Dialect, width: timedelta, start: datetime, end: datetime,
-    device_ids: list[int] | None = None, metric_ids: list[int] | None = None,
+    conn: Connection,
+    dialect: Dialect,
+    width: timedelta,
+    start: datetime,
+    end: datetime,
+    device_ids: list[int] | None = None,
+    metric_ids: list[int] | None = None,
 ) -> list[Bucket]:
-    """Aggregates over raw telemetry in buckets of ``width`` (any width, e.g. Grafana's interval)."""
+    """Aggregates over raw telemetry in buckets of any ``width`` (e.g. Grafana's interval)."""
     bucket = dialect.time_bucket(sql.SQL("%(width)s::interval"), sql.Identifier("time"))
     query = sql.SQL(
         "SELECT {bucket} AS b, device_id, metric_id, count(value), avg(value), "
@@ -56,6 +65,10 @@ def raw_buckets(
         "GROUP BY b, device_id, metric_id ORDER BY device_id, metric_id, b"
     ).format(bucket=bucket)
     params = {
-        "width": width, "start": start, "end": end, "devices": device_ids, "metrics": metric_ids,
+        "width": width,
+        "start": start,
+        "end": end,
+        "devices": device_ids,
+        "metrics": metric_ids,
     }
     return [Bucket(*row) for row in conn.execute(query, params)]  # type: ignore[arg-type]

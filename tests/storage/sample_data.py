@@ -29,8 +29,13 @@ def register_fleet(conn: Connection, devices: int = 4) -> tuple[list[int], dict[
 
 
 def readings(
-    device_ids: list[int], metric_ids: dict[str, int], *, hours: int = 50, step_min: int = 5,
-    start: datetime = START, seed: int = 7,
+    device_ids: list[int],
+    metric_ids: dict[str, int],
+    *,
+    hours: int = 50,
+    step_min: int = 5,
+    start: datetime = START,
+    seed: int = 7,
 ) -> list[TelemetryRow]:
     """A few devices' readings: smooth signals, some missing values, shared timestamps."""
     rng = random.Random(seed)
@@ -57,7 +62,12 @@ def assert_same_buckets(left: list[Bucket], right: list[Bucket], rel: float = 1e
     """Equal bucket lists: same keys and counts, aggregates equal to ``rel`` (float sums)."""
     assert len(left) == len(right), (len(left), len(right))
     for a, b in zip(left, right, strict=True):
-        assert (a.bucket, a.device_id, a.metric_id, a.n) == (b.bucket, b.device_id, b.metric_id, b.n)
+        assert (a.bucket, a.device_id, a.metric_id, a.n) == (
+            b.bucket,
+            b.device_id,
+            b.metric_id,
+            b.n,
+        )
         for x, y in ((a.avg, b.avg), (a.min, b.min), (a.max, b.max)):
             assert (x is None) == (y is None), (a, b)
             if x is not None and y is not None:

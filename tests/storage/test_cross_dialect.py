@@ -39,9 +39,10 @@ def both(
     try:
         assert apply_migrations(pg_url, dialect="postgres").dialect == "postgres"
         assert apply_migrations(timescale_server_url).dialect == "timescaledb"
-        with connect(pg_url, autocommit=True) as pg, connect(
-            timescale_server_url, autocommit=True
-        ) as ts:
+        with (
+            connect(pg_url, autocommit=True) as pg,
+            connect(timescale_server_url, autocommit=True) as ts,
+        ):
             disable_prepared_statements(ts)
             yield {"postgres": pg, "timescaledb": ts}
     finally:
@@ -65,7 +66,9 @@ def _queries(conn: Conn, dialect: Dialect) -> dict[str, list[Bucket]]:
         "daily": rollup(conn, "daily", START, END + timedelta(days=1)),
         "raw_15min": raw_buckets(conn, dialect, timedelta(minutes=15), START, END),
         "raw_1day": raw_buckets(conn, dialect, timedelta(days=1), START, END),
-        "raw_7min": raw_buckets(conn, dialect, timedelta(minutes=7), START, START + timedelta(hours=5)),
+        "raw_7min": raw_buckets(
+            conn, dialect, timedelta(minutes=7), START, START + timedelta(hours=5)
+        ),
     }
 
 
@@ -78,14 +81,23 @@ def test_every_rollup_query_returns_the_same_numbers(both: dict[str, Conn]) -> N
         assert pg_rows, f"{query} returned nothing"
         assert_same_buckets(pg_rows, results["timescaledb"][query])
     # The rollups agree with the raw data they summarise.
-    assert_same_buckets(results["postgres"]["hourly"], raw_buckets(
-        both["postgres"], loaded["postgres"][0], timedelta(hours=1), START, END))
+    assert_same_buckets(
+        results["postgres"]["hourly"],
+        raw_buckets(both["postgres"], loaded["postgres"][0], timedelta(hours=1), START, END),
+    )
 
     # Late data then a refresh of the same window: both dialects pick it up identically.
     for name, conn in both.items():
         dialect, devices, metrics = loaded[name]
-        late = [TelemetryRow(START + timedelta(hours=7, minutes=3), devices[1], 99_999,
-                             metrics["bearing_temp"], 140.0)]
+        late = [
+            TelemetryRow(
+                START + timedelta(hours=7, minutes=3),
+                devices[1],
+                99_999,
+                metrics["bearing_temp"],
+                140.0,
+            )
+        ]
         insert_telemetry(conn, dialect, late)
         dialect.refresh_rollups(conn, START, END)
     after = {name: _queries(conn, loaded[name][0]) for name, conn in both.items()}

@@ -54,9 +54,13 @@ def test_readings_sharing_a_timestamp_do_not_collapse(
     dialect = dialect_of(conn)
     devices, metrics = register_fleet(conn, devices=1)
     at = START
-    rows = [TelemetryRow(at, devices[0], seq, metrics["vibration_rms"], float(seq)) for seq in (1, 2)]
+    rows = [
+        TelemetryRow(at, devices[0], seq, metrics["vibration_rms"], float(seq)) for seq in (1, 2)
+    ]
     insert_telemetry(conn, dialect, rows)
-    values = conn.execute("SELECT value FROM telemetry WHERE time = %s ORDER BY seq", (at,)).fetchall()
+    values = conn.execute(
+        "SELECT value FROM telemetry WHERE time = %s ORDER BY seq", (at,)
+    ).fetchall()
     assert values == [(1.0,), (2.0,)]
 
 
@@ -67,16 +71,24 @@ def test_a_new_device_type_needs_no_schema_change(
     columns_before = _count(conn, _SCHEMA_COLUMNS)
     with conn.transaction():
         model = ensure_device_model(
-            conn, "chiller-x9", "chiller",
-            [MetricSpec("refrigerant_pressure", "bar", min_value=0, max_value=40),
-             MetricSpec("evaporator_temp", "degC")],
+            conn,
+            "chiller-x9",
+            "chiller",
+            [
+                MetricSpec("refrigerant_pressure", "bar", min_value=0, max_value=40),
+                MetricSpec("evaporator_temp", "degC"),
+            ],
         )
         device = ensure_device(conn, "chiller-0001", model)
         ids = dict(conn.execute("SELECT name, id FROM metrics").fetchall())
-    insert_telemetry(conn, dialect, [
-        TelemetryRow(START, device, 1, int(str(ids["refrigerant_pressure"])), 12.5),
-        TelemetryRow(START, device, 1, int(str(ids["evaporator_temp"])), 4.0),
-    ])
+    insert_telemetry(
+        conn,
+        dialect,
+        [
+            TelemetryRow(START, device, 1, int(str(ids["refrigerant_pressure"])), 12.5),
+            TelemetryRow(START, device, 1, int(str(ids["evaporator_temp"])), 4.0),
+        ],
+    )
     assert _count(conn, _SCHEMA_COLUMNS) == columns_before
     assert _count(conn, f"SELECT count(*) FROM telemetry WHERE device_id = {device}") == 2
 
@@ -90,8 +102,9 @@ def test_historical_writes_create_their_partitions(
     rows = readings(devices, metrics, hours=24 * 9, step_min=60, start=old)
     insert_telemetry(conn, dialect, rows)
     parts = _count(
-        conn, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass "
-        "AND inhrelid::regclass::text LIKE 'telemetry_p2025%'"
+        conn,
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass "
+        "AND inhrelid::regclass::text LIKE 'telemetry_p2025%'",
     )
     # Sunday 1 June to Monday 9 June 2025: the weeks of 26 May, 2 June and 9 June.
     assert parts == 3
@@ -114,18 +127,34 @@ def test_rollups_refresh_incrementally_and_catch_late_data(
     late_at = START + timedelta(hours=5, minutes=1)
     vib = metrics["vibration_rms"]
     insert_telemetry(conn, dialect, [TelemetryRow(late_at, devices[0], 10**6, vib, 1000.0)])
-    stale = [b for b in rollup(conn, "hourly", START, end) if b.bucket == START + timedelta(hours=5)]
+    stale = [
+        b for b in rollup(conn, "hourly", START, end) if b.bucket == START + timedelta(hours=5)
+    ]
     assert all(b.max != 1000.0 for b in stale)
     dialect.refresh_rollups(conn, START, end)
-    fresh = rollup(conn, "hourly", START + timedelta(hours=5), START + timedelta(hours=6),
-                   device_ids=[devices[0]], metric_ids=[vib])
+    fresh = rollup(
+        conn,
+        "hourly",
+        START + timedelta(hours=5),
+        START + timedelta(hours=6),
+        device_ids=[devices[0]],
+        metric_ids=[vib],
+    )
     assert fresh[0].max == 1000.0
     daily = rollup(conn, "daily", START, end, device_ids=[devices[0]], metric_ids=[vib])
     assert daily[0].max == 1000.0
-    assert_same_buckets(daily, raw_buckets(
-        conn, dialect, timedelta(days=1), START, START + timedelta(days=2),
-        device_ids=[devices[0]], metric_ids=[vib],
-    ))
+    assert_same_buckets(
+        daily,
+        raw_buckets(
+            conn,
+            dialect,
+            timedelta(days=1),
+            START,
+            START + timedelta(days=2),
+            device_ids=[devices[0]],
+            metric_ids=[vib],
+        ),
+    )
 
 
 def test_refresh_outside_the_window_keeps_invalidations_for_later(

@@ -105,15 +105,15 @@ def test_retention_drops_old_chunks(conn: psycopg.Connection[tuple[object, ...]]
     device = devices[2]
     now = datetime.now(UTC)
     old = readings([device], metrics, hours=1, start=now - timedelta(days=90))
-    recent = [r._replace(seq=r.seq + 10_000) for r in
-              readings([device], metrics, hours=1, start=now - timedelta(hours=2))]
+    recent = [
+        r._replace(seq=r.seq + 10_000)
+        for r in readings([device], metrics, hours=1, start=now - timedelta(hours=2))
+    ]
     insert_telemetry(conn, dialect, old + recent)
     dialect.set_retention(conn, "telemetry_retention_days", 30)
     report = dialect.apply_retention(conn, now)
     assert report.dropped["telemetry"]
-    left = conn.execute(
-        "SELECT count(*) FROM telemetry WHERE device_id = %s", (device,)
-    ).fetchone()
+    left = conn.execute("SELECT count(*) FROM telemetry WHERE device_id = %s", (device,)).fetchone()
     assert left is not None and int(str(left[0])) == len(recent)
     policy = conn.execute(
         "SELECT config->>'drop_after' FROM timescaledb_information.jobs "
