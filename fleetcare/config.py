@@ -1,4 +1,4 @@
-"""Typed configuration: environment (prefix ``FLEETCARE_``) over an optional TOML file over defaults.
+"""Typed configuration: environment (``FLEETCARE_*``) over an optional TOML file over defaults.
 
 Every application defines one settings class deriving from :class:`FleetcareSettings`
 and builds it once at start-up with :func:`load_settings`. Nothing is read at import time.
@@ -32,7 +32,10 @@ S = TypeVar("S", bound="FleetcareSettings")
 
 
 def default_data_dir() -> Path:
-    """Where fleetcare keeps local state (embedded database, queues) by default."""
+    """``$XDG_DATA_HOME/fleetcare``, or ``~/.local/share/fleetcare`` when XDG_DATA_HOME is unset.
+
+    Where fleetcare keeps local state (embedded database, queues) by default.
+    """
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "fleetcare"
 
@@ -78,8 +81,7 @@ def _problem_key(settings_cls: type[BaseSettings], loc: tuple[int | str, ...]) -
     head = str(loc[0])
     field = settings_cls.model_fields.get(head)
     alias = field.alias if field is not None and field.alias else None
-    env_name = alias or (ENV_PREFIX + "__".join(str(part) for part in loc)).upper()
-    return env_name
+    return alias or (ENV_PREFIX + "__".join(str(part) for part in loc)).upper()
 
 
 def _expected_form(settings_cls: type[BaseSettings], loc: tuple[int | str, ...]) -> str:

@@ -135,7 +135,8 @@ CREATE INDEX sites_account ON sites (account_id);
 -- Metric catalogue: metrics are rows, so a new device type needs no schema change.
 CREATE TABLE metrics (
     id           integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name         text NOT NULL UNIQUE CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    -- Same pattern as metric names on the wire (device_sdk.wire.payloads.NAME_PATTERN).
+    name         text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$'),
     unit         text NOT NULL DEFAULT '',
     description  text NOT NULL DEFAULT ''
 );

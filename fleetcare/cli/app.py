@@ -1,0 +1,60 @@
+"""The ``fleetcare`` command: the root options and one sub-command group per module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fleetcare import __version__
+from fleetcare.cli import config, db, demo, doctor, services
+from fleetcare.cli.failures import FleetcareGroup
+from fleetcare.cli.state import CliState
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fleetcare {__version__}")
+        raise typer.Exit
+
+
+def root(
+    ctx: typer.Context,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML settings file (default: $FLEETCARE_CONFIG); environment variables win",
+            dir_okay=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """fleetcare: device telemetry to proactive customer care."""
+    ctx.obj = CliState(config_file=config_file)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        cls=FleetcareGroup,
+        name="fleetcare",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_show_locals=False,
+    )
+    app.callback()(root)
+    app.add_typer(db.app, name="db")
+    app.add_typer(services.app, name="services")
+    app.add_typer(config.app, name="config")
+    app.command("doctor")(doctor.doctor)
+    app.command("demo")(demo.demo)
+    return app
+
+
+def main() -> None:
+    build_app()()

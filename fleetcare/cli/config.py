@@ -1,0 +1,22 @@
+"""``fleetcare config``: the configuration reference."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Configuration: reference of every setting.", no_args_is_help=True)
+
+
+def reference_sections() -> list[tuple[str, type]]:
+    """The settings classes documented in docs/configuration.md, one section each."""
+    from backend.settings import BackendSettings
+
+    return [("Backend (`backend.settings.BackendSettings`)", BackendSettings)]
+
+
+@app.command()
+def reference() -> None:
+    """Print the Markdown reference of every setting (the source of docs/configuration.md)."""
+    from fleetcare.cli.reference import reference_markdown
+
+    typer.echo(reference_markdown(reference_sections()), nl=False)

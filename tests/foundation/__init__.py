@@ -1,0 +1,1 @@
+"""Tests of the shared foundation: embedded services, the CLI shell, docker-compose."""
