@@ -9,7 +9,7 @@ from fleetcare.cli.state import backend_settings, say, stdout_console
 from fleetcare.embedded.stack import ServiceStack
 from fleetcare.redact import redact_url
 
-app = typer.Typer(help="Database schema: migrate, status.", no_args_is_help=True)
+app = typer.Typer(help="Database schema: migrate, status, maintain.", no_args_is_help=True)
 
 
 @app.command()
@@ -63,3 +63,26 @@ def status(ctx: typer.Context) -> None:
         )
     else:
         say(console, "pending: none", style="green")
+
+
+@app.command()
+def maintain(ctx: typer.Context) -> None:
+    """One maintenance pass: partitions ahead, rollups refreshed, retention applied."""
+    from backend.storage.connect import connect
+    from backend.storage.maintenance import run_maintenance
+
+    settings = backend_settings(ctx)
+    console = stdout_console()
+    with ServiceStack(
+        settings, services=("database",), announce=lambda line: say(console, line)
+    ) as stack, connect(stack.database_url, settings.connect_timeout_s, autocommit=True) as conn:
+        report = run_maintenance(conn)
+    say(console, f"dialect {report.dialect}: {report.partitions_created} partition(s) created")
+    say(
+        console,
+        f"rollups refreshed for {report.refreshed_from:%Y-%m-%d %H:%M} .. "
+        f"{report.refreshed_to:%Y-%m-%d %H:%M} UTC",
+    )
+    dropped = {t: len(names) for t, names in report.retention.dropped.items() if names}
+    deleted = {t: n for t, n in report.retention.deleted_rows.items() if n}
+    say(console, f"retention: dropped {dropped or 'nothing'}; deleted rows {deleted or 'none'}")
