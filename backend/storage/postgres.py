@@ -30,19 +30,20 @@ PARTITIONED_TABLES = ("telemetry", "usage_records", "device_events", "device_sta
 
 _RECOMPUTE_HOURLY = sql.SQL(
     """
-    INSERT INTO telemetry_hourly (bucket, device_id, metric_id, n, total, min, max)
-    SELECT date_bin(INTERVAL '1 hour', time, {origin}), device_id, metric_id,
-           count(value), sum(value), min(value), max(value)
-    FROM telemetry
-    WHERE time >= %(lo)s AND time < %(hi)s
+    INSERT INTO telemetry_hourly (bucket, device_id, position, n, total, min, max)
+    SELECT date_bin(INTERVAL '1 hour', t.time, {origin}), t.device_id, u.position,
+           count(u.value), sum(u.value), min(u.value), max(u.value)
+    FROM telemetry t
+    CROSS JOIN LATERAL unnest(t.vals) WITH ORDINALITY AS u (value, position)
+    WHERE t.time >= %(lo)s AND t.time < %(hi)s
     GROUP BY 1, 2, 3
     """
 ).format(origin=ORIGIN)
 
 _RECOMPUTE_DAILY = sql.SQL(
     """
-    INSERT INTO telemetry_daily (bucket, device_id, metric_id, n, total, min, max)
-    SELECT date_bin(INTERVAL '1 day', bucket, {origin}), device_id, metric_id,
+    INSERT INTO telemetry_daily (bucket, device_id, position, n, total, min, max)
+    SELECT date_bin(INTERVAL '1 day', bucket, {origin}), device_id, position,
            sum(n), sum(total), min(min), max(max)
     FROM telemetry_hourly
     WHERE bucket >= %(lo)s AND bucket < %(hi)s

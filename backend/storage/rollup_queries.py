@@ -25,6 +25,12 @@ class Bucket(NamedTuple):
     max: float | None
 
 
+_POSITION_TO_METRIC = (
+    "JOIN devices d ON d.id = r.device_id "
+    "JOIN device_model_metrics dm ON dm.model_id = d.model_id AND dm.position = r.position"
+)
+
+
 def rollup(
     conn: Connection,
     which: Rollup,
@@ -36,12 +42,13 @@ def rollup(
     """Rows of the hourly or daily rollup with ``start <= bucket < end``, ordered."""
     table = _ROLLUP_TABLES[which]
     query = sql.SQL(
-        "SELECT bucket, device_id, metric_id, n::bigint, total / NULLIF(n, 0), min, max "
-        "FROM {} WHERE bucket >= %(start)s AND bucket < %(end)s "
-        "AND (%(devices)s::bigint[] IS NULL OR device_id = ANY(%(devices)s)) "
-        "AND (%(metrics)s::int[] IS NULL OR metric_id = ANY(%(metrics)s)) "
-        "ORDER BY device_id, metric_id, bucket"
-    ).format(sql.Identifier(table))
+        "SELECT r.bucket, r.device_id, dm.metric_id, r.n::bigint, r.total / NULLIF(r.n, 0), "
+        "r.min, r.max FROM {table} r " + _POSITION_TO_METRIC + " "
+        "WHERE r.bucket >= %(start)s AND r.bucket < %(end)s "
+        "AND (%(devices)s::bigint[] IS NULL OR r.device_id = ANY(%(devices)s)) "
+        "AND (%(metrics)s::int[] IS NULL OR dm.metric_id = ANY(%(metrics)s)) "
+        "ORDER BY r.device_id, dm.metric_id, r.bucket"
+    ).format(table=sql.Identifier(table))
     params = {"start": start, "end": end, "devices": device_ids, "metrics": metric_ids}
     return [Bucket(*row) for row in conn.execute(query, params)]  # type: ignore[arg-type]
 
@@ -56,13 +63,18 @@ def raw_buckets(
     metric_ids: list[int] | None = None,
 ) -> list[Bucket]:
     """Aggregates over raw telemetry in buckets of any ``width`` (e.g. Grafana's interval)."""
-    bucket = dialect.time_bucket(sql.SQL("%(width)s::interval"), sql.Identifier("time"))
+    bucket = dialect.time_bucket(sql.SQL("%(width)s::interval"), sql.SQL("t.time"))
     query = sql.SQL(
-        "SELECT {bucket} AS b, device_id, metric_id, count(value), avg(value), "
-        "min(value), max(value) FROM telemetry WHERE time >= %(start)s AND time < %(end)s "
-        "AND (%(devices)s::bigint[] IS NULL OR device_id = ANY(%(devices)s)) "
-        "AND (%(metrics)s::int[] IS NULL OR metric_id = ANY(%(metrics)s)) "
-        "GROUP BY b, device_id, metric_id ORDER BY device_id, metric_id, b"
+        "SELECT r.bucket, r.device_id, dm.metric_id, r.n, r.avg, r.min, r.max FROM ("
+        "  SELECT {bucket} AS bucket, t.device_id, u.position, count(u.value) AS n, "
+        "  avg(u.value) AS avg, min(u.value) AS min, max(u.value) AS max "
+        "  FROM telemetry t "
+        "  CROSS JOIN LATERAL unnest(t.vals) WITH ORDINALITY AS u(value, position) "
+        "  WHERE t.time >= %(start)s AND t.time < %(end)s "
+        "  AND (%(devices)s::bigint[] IS NULL OR t.device_id = ANY(%(devices)s)) "
+        "  GROUP BY 1, 2, 3) r " + _POSITION_TO_METRIC + " "
+        "WHERE (%(metrics)s::int[] IS NULL OR dm.metric_id = ANY(%(metrics)s)) "
+        "ORDER BY r.device_id, dm.metric_id, r.bucket"
     ).format(bucket=bucket)
     params = {
         "width": width,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from backend.storage.catalogue import MetricSpec, ensure_device, ensure_device_model
 from backend.storage.dialect import Connection
 from backend.storage.rollup_queries import Bucket
-from backend.storage.telemetry import TelemetryRow
+from backend.storage.telemetry import Reading
 
 START = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
 PUMP_METRICS = [
@@ -36,10 +36,15 @@ def readings(
     step_min: int = 5,
     start: datetime = START,
     seed: int = 7,
-) -> list[TelemetryRow]:
-    """A few devices' readings: smooth signals, some missing values, shared timestamps."""
+) -> list[Reading]:
+    """A few pumps' readings: smooth signals, some missing values, shared timestamps.
+
+    Values are in catalogue order of ``PUMP_METRICS`` (positions 1..3).
+    """
+    del metric_ids  # positions follow PUMP_METRICS
     rng = random.Random(seed)
-    rows: list[TelemetryRow] = []
+    base = [3.0, 60.0, 40.0]
+    rows: list[Reading] = []
     for device_id in device_ids:
         seq = 0
         for step in range(hours * 60 // step_min):
@@ -47,14 +52,15 @@ def readings(
             repeats = 2 if step % 37 == 0 else 1  # two readings that share one timestamp
             for _ in range(repeats):
                 seq += 1
-                for name, metric_id in metric_ids.items():
-                    base = {"vibration_rms": 3.0, "bearing_temp": 60.0, "motor_current": 40.0}
-                    value: float | None = base.get(name, 1.0) * (
+                vals: list[float | None] = []
+                for level in base:
+                    value: float | None = level * (
                         1 + 0.1 * math.sin(step / 20 + device_id)
                     ) + rng.gauss(0, 0.05)
                     if rng.random() < 0.02:
                         value = None  # a missing sample stays missing
-                    rows.append(TelemetryRow(at, device_id, seq, metric_id, value))
+                    vals.append(value)
+                rows.append(Reading(at, device_id, seq, vals))
     return rows
 
 

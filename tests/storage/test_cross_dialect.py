@@ -13,7 +13,7 @@ from backend.storage.connect import connect
 from backend.storage.dialect import Dialect
 from backend.storage.migrator import apply_migrations, dialect_of
 from backend.storage.rollup_queries import Bucket, raw_buckets, rollup
-from backend.storage.telemetry import TelemetryRow, insert_telemetry
+from backend.storage.telemetry import Reading, insert_readings
 from tests.fixtures.fix_timescale import disable_prepared_statements
 from tests.storage.sample_data import START, assert_same_buckets, readings, register_fleet
 
@@ -55,7 +55,7 @@ def both(
 def _load(conn: Conn) -> tuple[Dialect, list[int], dict[str, int]]:
     dialect = dialect_of(conn)
     devices, metrics = register_fleet(conn, devices=5)
-    insert_telemetry(conn, dialect, readings(devices, metrics, hours=HOURS, step_min=5))
+    insert_readings(conn, dialect, readings(devices, metrics, hours=HOURS, step_min=5))
     dialect.refresh_rollups(conn, START, END)
     return dialect, devices, metrics
 
@@ -88,17 +88,10 @@ def test_every_rollup_query_returns_the_same_numbers(both: dict[str, Conn]) -> N
 
     # Late data then a refresh of the same window: both dialects pick it up identically.
     for name, conn in both.items():
-        dialect, devices, metrics = loaded[name]
-        late = [
-            TelemetryRow(
-                START + timedelta(hours=7, minutes=3),
-                devices[1],
-                99_999,
-                metrics["bearing_temp"],
-                140.0,
-            )
-        ]
-        insert_telemetry(conn, dialect, late)
+        dialect, devices, _metrics = loaded[name]
+        # bearing_temp is position 2 of the pump catalogue.
+        late = [Reading(START + timedelta(hours=7, minutes=3), devices[1], 99_999, [None, 140.0])]
+        insert_readings(conn, dialect, late)
         dialect.refresh_rollups(conn, START, END)
     after = {name: _queries(conn, loaded[name][0]) for name, conn in both.items()}
     for query, pg_rows in after["postgres"].items():

@@ -165,8 +165,7 @@ def test_live_writes_need_no_ddl_after_migration(fresh_database_url: str) -> Non
     with psycopg.connect(fresh_database_url) as conn:
         for at in (now - timedelta(hours=20), now, now + timedelta(days=30)):
             conn.execute(
-                "INSERT INTO telemetry (time, device_id, seq, metric_id, value) "
-                "VALUES (%s, 1, 1, 1, 0.5)",
+                "INSERT INTO telemetry (time, device_id, seq, vals) VALUES (%s, 1, 1, ARRAY[0.5])",
                 (at,),
             )
             conn.execute(
@@ -176,7 +175,6 @@ def test_live_writes_need_no_ddl_after_migration(fresh_database_url: str) -> Non
         conn.rollback()
         with pytest.raises(psycopg.errors.CheckViolation, match="no partition"):
             conn.execute(
-                "INSERT INTO telemetry (time, device_id, seq, metric_id, value) "
-                "VALUES (%s, 1, 1, 1, 0.5)",
+                "INSERT INTO telemetry (time, device_id, seq, vals) VALUES (%s, 1, 1, ARRAY[0.5])",
                 (now - timedelta(days=900),),
             )

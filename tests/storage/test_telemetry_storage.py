@@ -9,11 +9,17 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from backend.storage.catalogue import MetricSpec, ensure_device, ensure_device_model
+from backend.storage.catalogue import (
+    MetricSpec,
+    ensure_device,
+    ensure_device_model,
+    model_positions,
+)
+from backend.storage.errors import StorageError
 from backend.storage.maintenance import run_maintenance
 from backend.storage.migrator import apply_migrations, dialect_of
 from backend.storage.rollup_queries import raw_buckets, rollup
-from backend.storage.telemetry import TelemetryRow, insert_telemetry
+from backend.storage.telemetry import Reading, align_values, insert_readings
 from tests.storage.sample_data import START, assert_same_buckets, readings, register_fleet
 
 pytestmark = pytest.mark.services
@@ -43,8 +49,8 @@ def test_redelivered_readings_are_stored_once(conn: psycopg.Connection[tuple[obj
     dialect = dialect_of(conn)
     devices, metrics = register_fleet(conn, devices=2)
     rows = readings(devices, metrics, hours=3)
-    assert insert_telemetry(conn, dialect, rows) == len(rows)
-    assert insert_telemetry(conn, dialect, rows[: len(rows) // 2]) == 0
+    assert insert_readings(conn, dialect, rows) == len(rows)
+    assert insert_readings(conn, dialect, rows[: len(rows) // 2]) == 0
     assert _count(conn, "SELECT count(*) FROM telemetry") == len(rows)
 
 
@@ -52,14 +58,12 @@ def test_readings_sharing_a_timestamp_do_not_collapse(
     conn: psycopg.Connection[tuple[object, ...]],
 ) -> None:
     dialect = dialect_of(conn)
-    devices, metrics = register_fleet(conn, devices=1)
+    devices, _metrics = register_fleet(conn, devices=1)
     at = START
-    rows = [
-        TelemetryRow(at, devices[0], seq, metrics["vibration_rms"], float(seq)) for seq in (1, 2)
-    ]
-    insert_telemetry(conn, dialect, rows)
+    rows = [Reading(at, devices[0], seq, [float(seq), None, None]) for seq in (1, 2)]
+    insert_readings(conn, dialect, rows)
     values = conn.execute(
-        "SELECT value FROM telemetry WHERE time = %s ORDER BY seq", (at,)
+        "SELECT vals[1] FROM telemetry WHERE time = %s ORDER BY seq", (at,)
     ).fetchall()
     assert values == [(1.0,), (2.0,)]
 
@@ -80,17 +84,26 @@ def test_a_new_device_type_needs_no_schema_change(
             ],
         )
         device = ensure_device(conn, "chiller-0001", model)
-        ids = dict(conn.execute("SELECT name, id FROM metrics").fetchall())
-    insert_telemetry(
-        conn,
-        dialect,
-        [
-            TelemetryRow(START, device, 1, int(str(ids["refrigerant_pressure"])), 12.5),
-            TelemetryRow(START, device, 1, int(str(ids["evaporator_temp"])), 4.0),
-        ],
+        positions = model_positions(conn, model)
+    assert positions == {"refrigerant_pressure": 1, "evaporator_temp": 2}
+    vals = align_values({"evaporator_temp": 4.0, "refrigerant_pressure": 12.5}, positions)
+    insert_readings(conn, dialect, [Reading(START, device, 1, vals)])
+    # A later firmware adds a metric: it takes the next position, old positions stay.
+    with conn.transaction():
+        ensure_device_model(conn, "chiller-x9", "chiller", [MetricSpec("oil_level", "%")])
+        positions = model_positions(conn, model)
+    assert positions["oil_level"] == 3
+    assert positions["refrigerant_pressure"] == 1
+    insert_readings(
+        conn, dialect, [Reading(START, device, 2, align_values({"oil_level": 80.0}, positions))]
     )
     assert _count(conn, _SCHEMA_COLUMNS) == columns_before
-    assert _count(conn, f"SELECT count(*) FROM telemetry WHERE device_id = {device}") == 2
+    stored = conn.execute(
+        "SELECT vals FROM telemetry WHERE device_id = %s ORDER BY seq", (device,)
+    ).fetchall()
+    assert stored == [([12.5, 4.0],), ([None, None, 80.0],)]
+    with pytest.raises(StorageError, match="not in the device model's catalogue"):
+        align_values({"flux_capacitance": 1.0}, positions)
 
 
 def test_historical_writes_create_their_partitions(
@@ -100,7 +113,7 @@ def test_historical_writes_create_their_partitions(
     devices, metrics = register_fleet(conn, devices=1)
     old = datetime(2025, 6, 1, tzinfo=UTC)
     rows = readings(devices, metrics, hours=24 * 9, step_min=60, start=old)
-    insert_telemetry(conn, dialect, rows)
+    insert_readings(conn, dialect, rows)
     parts = _count(
         conn,
         "SELECT count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass "
@@ -116,7 +129,7 @@ def test_rollups_refresh_incrementally_and_catch_late_data(
     dialect = dialect_of(conn)
     devices, metrics = register_fleet(conn, devices=2)
     rows = readings(devices, metrics, hours=30)
-    insert_telemetry(conn, dialect, rows)
+    insert_readings(conn, dialect, rows)
     end = START + timedelta(hours=30)
     dialect.refresh_rollups(conn, START, end)
     hourly = rollup(conn, "hourly", START, end)
@@ -126,7 +139,7 @@ def test_rollups_refresh_incrementally_and_catch_late_data(
     # A late reading for hour 5 of device 0: only that hour (and its day) is recomputed.
     late_at = START + timedelta(hours=5, minutes=1)
     vib = metrics["vibration_rms"]
-    insert_telemetry(conn, dialect, [TelemetryRow(late_at, devices[0], 10**6, vib, 1000.0)])
+    insert_readings(conn, dialect, [Reading(late_at, devices[0], 10**6, [1000.0, None, None])])
     stale = [
         b for b in rollup(conn, "hourly", START, end) if b.bucket == START + timedelta(hours=5)
     ]
@@ -162,7 +175,7 @@ def test_refresh_outside_the_window_keeps_invalidations_for_later(
 ) -> None:
     dialect = dialect_of(conn)
     devices, metrics = register_fleet(conn, devices=1)
-    insert_telemetry(conn, dialect, readings(devices, metrics, hours=48))
+    insert_readings(conn, dialect, readings(devices, metrics, hours=48))
     dialect.refresh_rollups(conn, START, START + timedelta(hours=10))
     assert rollup(conn, "hourly", START + timedelta(hours=10), START + timedelta(hours=48)) == []
     dialect.refresh_rollups(conn, START, START + timedelta(hours=48))
@@ -179,7 +192,7 @@ def test_retention_drops_whole_old_partitions(
     old_rows = readings(devices, metrics, hours=2, start=now - timedelta(days=60))
     new_rows = readings(devices, metrics, hours=2, start=now - timedelta(hours=3), seed=8)
     new_rows = [row._replace(seq=row.seq + 10_000) for row in new_rows]
-    insert_telemetry(conn, dialect, old_rows + new_rows)
+    insert_readings(conn, dialect, old_rows + new_rows)
     dialect.set_retention(conn, "telemetry_retention_days", 30)
     report = run_maintenance(conn, now=now)
     assert report.retention.dropped["telemetry"]

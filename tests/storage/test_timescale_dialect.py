@@ -11,7 +11,7 @@ import pytest
 from backend.storage.connect import connect
 from backend.storage.migrator import apply_migrations, dialect_of, migration_status
 from backend.storage.rollup_queries import raw_buckets, rollup
-from backend.storage.telemetry import insert_telemetry
+from backend.storage.telemetry import insert_readings
 from tests.fixtures.fix_timescale import disable_prepared_statements
 from tests.storage.sample_data import START, assert_same_buckets, readings, register_fleet
 
@@ -62,7 +62,7 @@ def test_compression_is_segmented_by_device(conn: psycopg.Connection[tuple[objec
     ).fetchall()
     settings = {str(name): (seg, order) for name, seg, order in rows}
     assert settings["device_id"][0] == 1
-    assert settings["metric_id"][1] == 1
+    assert settings["time"][1] == 1
 
 
 def test_policies_are_scheduled(conn: psycopg.Connection[tuple[object, ...]]) -> None:
@@ -83,7 +83,7 @@ def test_compressed_chunks_stay_readable_and_rollups_match(
     dialect = dialect_of(conn)
     devices, metrics = register_fleet(conn, devices=2)
     rows = readings(devices, metrics, hours=26, step_min=10)
-    insert_telemetry(conn, dialect, rows)
+    insert_readings(conn, dialect, rows)
     before = raw_buckets(conn, dialect, timedelta(hours=1), START, START + timedelta(hours=26))
     chunks = conn.execute("SELECT show_chunks('telemetry')").fetchall()
     for (chunk,) in chunks:
@@ -109,7 +109,7 @@ def test_retention_drops_old_chunks(conn: psycopg.Connection[tuple[object, ...]]
         r._replace(seq=r.seq + 10_000)
         for r in readings([device], metrics, hours=1, start=now - timedelta(hours=2))
     ]
-    insert_telemetry(conn, dialect, old + recent)
+    insert_readings(conn, dialect, old + recent)
     dialect.set_retention(conn, "telemetry_retention_days", 30)
     report = dialect.apply_retention(conn, now)
     assert report.dropped["telemetry"]

@@ -149,13 +149,18 @@ CREATE TABLE device_models (
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 
+-- A model's catalogue: which metrics it reports and at which position of a reading's
+-- value array (telemetry.vals[position]). Positions are append-only: a metric added later
+-- takes the next position, and a position is never reused, so old readings keep their meaning.
 CREATE TABLE device_model_metrics (
     model_id   integer NOT NULL REFERENCES device_models (id) ON DELETE CASCADE,
     metric_id  integer NOT NULL REFERENCES metrics (id),
+    position   smallint NOT NULL CHECK (position BETWEEN 1 AND 1024),
     min_value  double precision,
     max_value  double precision,
     required   boolean NOT NULL DEFAULT false,
     PRIMARY KEY (model_id, metric_id),
+    UNIQUE (model_id, position),
     CHECK (min_value IS NULL OR max_value IS NULL OR min_value <= max_value)
 );
 

@@ -1,0 +1,1 @@
+"""Storage-layout benchmarks for telemetry tables."""
