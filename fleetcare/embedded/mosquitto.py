@@ -7,6 +7,7 @@ mosquitto silently drops messages for a subscriber about 1,000 messages behind.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -65,6 +66,10 @@ class MosquittoConfig:
             "log_type error",
             "log_type warning",
         ]
+        if os.geteuid() == 0 and not any(line.startswith("user ") for line in self.extra_lines):
+            # Started as root, mosquitto switches to the `mosquitto` user, which cannot read
+            # files in a private (0700) work directory: persistence and password files fail.
+            lines.append("user root")
         if self.persistence:
             lines += [
                 "persistence true",
