@@ -52,8 +52,18 @@ def build_app() -> typer.Typer:
     app.add_typer(services.app, name="services")
     app.add_typer(config.app, name="config")
     app.command("doctor")(doctor.doctor)
+    _mount_application_clis(app)
     app.command("demo")(demo.demo)
     return app
+
+
+def _mount_application_clis(app: typer.Typer) -> None:
+    """The command groups of the applications: each owns its sub-app next to its code."""
+    from firmware_sim.cli import app as sim_app
+
+    app.add_typer(
+        sim_app, name="sim", help="Simulated fleet: run live through the SDK, generate history."
+    )
 
 
 def main() -> None:

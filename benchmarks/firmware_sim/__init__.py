@@ -1,0 +1,1 @@
+"""Simulator benchmarks: ``python -m benchmarks.firmware_sim.bench_sim``."""
