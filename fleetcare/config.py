@@ -40,6 +40,28 @@ def default_data_dir() -> Path:
     return Path(base) / "fleetcare"
 
 
+class _OwnKeysToml(TomlConfigSettingsSource):
+    """The TOML file without the ``[tables]`` of other applications.
+
+    One file configures every application: top-level keys are the backend's, and a table
+    such as ``[ingest]`` belongs to the application of that name. A settings class sees the
+    top-level keys and only those tables that are fields of its own.
+    """
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        fields = self.settings_cls.model_fields
+        return {
+            key: value
+            for key, value in data.items()
+            if not isinstance(value, dict) or key in fields
+        }
+
+
+def _env_prefix(settings_cls: type[BaseSettings]) -> str:
+    return str(settings_cls.model_config.get("env_prefix") or ENV_PREFIX)
+
+
 class FleetcareSettings(BaseSettings):
     """Base for application settings: env prefix ``FLEETCARE_``, optional TOML file."""
 
@@ -62,7 +84,7 @@ class FleetcareSettings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = _config_file.get()
         if config_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            sources.append(_OwnKeysToml(settings_cls, toml_file=config_file))
         return tuple(sources)
 
 
@@ -77,11 +99,11 @@ def _using_config_file(path: Path | None) -> Iterator[None]:
 
 def _problem_key(settings_cls: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
     if not loc:
-        return ENV_PREFIX.rstrip("_")
+        return _env_prefix(settings_cls).rstrip("_")
     head = str(loc[0])
     field = settings_cls.model_fields.get(head)
     alias = field.alias if field is not None and field.alias else None
-    return alias or (ENV_PREFIX + "__".join(str(part) for part in loc)).upper()
+    return alias or (_env_prefix(settings_cls) + "__".join(str(part) for part in loc)).upper()
 
 
 def _expected_form(settings_cls: type[BaseSettings], loc: tuple[int | str, ...]) -> str:

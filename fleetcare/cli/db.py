@@ -73,9 +73,12 @@ def maintain(ctx: typer.Context) -> None:
 
     settings = backend_settings(ctx)
     console = stdout_console()
-    with ServiceStack(
-        settings, services=("database",), announce=lambda line: say(console, line)
-    ) as stack, connect(stack.database_url, settings.connect_timeout_s, autocommit=True) as conn:
+    with (
+        ServiceStack(
+            settings, services=("database",), announce=lambda line: say(console, line)
+        ) as stack,
+        connect(stack.database_url, settings.connect_timeout_s, autocommit=True) as conn,
+    ):
         report = run_maintenance(conn)
     say(console, f"dialect {report.dialect}: {report.partitions_created} partition(s) created")
     say(

@@ -104,7 +104,9 @@ class WaitForDuration:
 
 
 def default_steps() -> list[DemoStep]:
-    return [StartServices(), ApplyMigrations(), WaitForDuration()]
+    from backend.ingest.demo import SimulatedFleetStep
+
+    return [StartServices(), ApplyMigrations(), SimulatedFleetStep(), WaitForDuration()]
 
 
 def render_summary(demo: DemoRun, done: list[str], elapsed_s: float) -> Table:

@@ -1,0 +1,1 @@
+"""Ingest benchmarks: raw COPY, a tutorial pipeline, and fleetcare ingest, side by side."""
