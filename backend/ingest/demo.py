@@ -38,9 +38,14 @@ class _Settings(Protocol):
 class DemoRunLike(Protocol):
     """What the step needs from ``fleetcare.cli.demo.DemoRun``."""
 
-    settings: _Settings
-    console: Console
-    resources: ExitStack
+    @property
+    def settings(self) -> _Settings: ...
+
+    @property
+    def console(self) -> Console: ...
+
+    @property
+    def resources(self) -> ExitStack: ...
 
     def services(self) -> _Services: ...
 
