@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from fleetcare.embedded.ports import free_tcp_port, wait_for_port
+from fleetcare.embedded.ports import free_tcp_port
+from fleetcare.embedded.process import ListeningProcess
 from fleetcare.errors import EmbeddedServiceError
 
 
@@ -43,44 +42,23 @@ def broker_config(host: str, port: int) -> dict[str, Any]:
     }
 
 
-class AmqttBroker:
+class AmqttBroker(ListeningProcess):
     """One amqtt broker process listening on loopback.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. A restart keeps the port.
     """
 
+    name = "amqtt"
+
     def __init__(self, workdir: Path, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.workdir = workdir
-        self.host = host
-        self.port = port or free_tcp_port(host)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_path = workdir / "amqtt.log"
+        super().__init__(workdir, host, port or free_tcp_port(host), "amqtt.log")
 
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def start(self, timeout_s: float = 15.0) -> None:
-        """Start the child process and wait until it accepts connections.
-
-        Raises:
-            EmbeddedServiceError: amqtt is not installed, or it did not listen in time
-                (the message holds its log).
-        """
-        if self.running:
-            return
-        if amqtt_version() is None:
-            raise EmbeddedServiceError("amqtt is not installed (pip install amqtt)")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        command = [
+    def command(self) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "fleetcare.embedded.amqtt_broker",
@@ -89,58 +67,17 @@ class AmqttBroker:
             "--port",
             str(self.port),
         ]
-        with self._log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        deadline_ok = wait_for_port(self.host, self.port, timeout_s)
-        if not deadline_ok or not self.running:
-            self.kill()
-            raise EmbeddedServiceError(
-                f"amqtt did not listen on {self.host}:{self.port} within {timeout_s:.0f} s; "
-                f"log:\n{self.log_text()[-2000:]}"
-            )
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop gracefully (SIGTERM), killing after ``timeout_s``. Idempotent."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
+    def start(self, timeout_s: float = 15.0) -> None:
+        """Start the child process and wait until it accepts connections.
 
-    def kill(self) -> None:
-        """Stop abruptly (SIGKILL), as a crash would."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log_text(self) -> str:
-        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
-
-    def __enter__(self) -> AmqttBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        Raises:
+            EmbeddedServiceError: amqtt is not installed, or it did not listen in time
+                (the message holds its log).
+        """
+        if amqtt_version() is None:
+            raise EmbeddedServiceError("amqtt is not installed (pip install amqtt)")
+        super().start(timeout_s)
 
 
 async def serve(host: str, port: int) -> None:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
-from fleetcare.embedded.ports import free_tcp_port, wait_for_port
+from fleetcare.embedded.ports import free_tcp_port
+from fleetcare.embedded.process import ListeningProcess
 from fleetcare.errors import EmbeddedServiceError
 
 
@@ -84,94 +82,34 @@ class MosquittoConfig:
         return "\n".join(lines) + "\n"
 
 
-class MosquittoBroker:
+class MosquittoBroker(ListeningProcess):
     """One mosquitto process listening on loopback, restartable on the same port.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. Restarting keeps
     the port and the persistence directory, so persistent sessions survive.
     """
 
+    name = "mosquitto"
+
     def __init__(self, workdir: Path, config: MosquittoConfig | None = None) -> None:
         self.config = config or MosquittoConfig()
-        self.workdir = workdir
-        self.port = self.config.port or free_tcp_port(self.config.host)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_path = workdir / "mosquitto.log"
+        port = self.config.port or free_tcp_port(self.config.host)
+        super().__init__(workdir, self.config.host, port, "mosquitto.log")
 
     @property
     def url(self) -> str:
         return f"mqtt://{self.config.host}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+    def prepare(self) -> None:
+        (self.workdir / "mosquitto.conf").write_text(self.config.render(self.port, self.workdir))
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    def start(self, timeout_s: float = 10.0) -> None:
+    def command(self) -> list[str]:
         binary = mosquitto_binary()
         if binary is None:
             raise EmbeddedServiceError("mosquitto is not installed (apt-get install mosquitto)")
-        if self.running:
-            return
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        conf_path = self.workdir / "mosquitto.conf"
-        conf_path.write_text(self.config.render(self.port, self.workdir))
-        log = self._log_path.open("ab")
-        self._process = subprocess.Popen(
-            [binary, "-c", str(conf_path)],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        log.close()
-        if not wait_for_port(self.config.host, self.port, timeout_s):
-            self.kill()
-            tail = self._log_path.read_text(errors="replace")[-2000:]
-            raise EmbeddedServiceError(
-                f"mosquitto did not listen on {self.config.host}:{self.port} "
-                f"within {timeout_s:.0f} s; log:\n{tail}"
-            )
+        return [binary, "-c", str(self.workdir / "mosquitto.conf")]
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop gracefully (SIGTERM: persistence is saved), killing after ``timeout_s``."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
-
-    def kill(self) -> None:
-        """Stop abruptly (SIGKILL), as a crash would."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log_text(self) -> str:
-        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
-
-    def __enter__(self) -> MosquittoBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def start(self, timeout_s: float = 10.0) -> None:
+        if mosquitto_binary() is None:
+            raise EmbeddedServiceError("mosquitto is not installed (apt-get install mosquitto)")
+        super().start(timeout_s)
