@@ -6,33 +6,26 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 TS_HELPER := tools/timescaledb-wasm
 SETUP_STAMP := $(VENV)/.fleetcare-setup
-TRAIN_STAMP := $(VENV)/.fleetcare-train
 DEMO_DURATION ?= 20
 
-.PHONY: setup setup-train demo test test-fast bench lint typecheck clean help
+.PHONY: setup demo test bench lint clean help
 
 help:
 	@echo "make demo    run the fleetcare demo on embedded services (DEMO_DURATION=$(DEMO_DURATION) s)"
 	@echo "make test    run the test suite (services + embedded path)"
 	@echo "make bench   run the benchmarks (long) and print figures for docs/benchmarks.md"
 	@echo "make lint    ruff + mypy"
-	@echo "make setup   create $(VENV) with the runtime and dev extras and the TimescaleDB test helper"
+	@echo "make setup   create $(VENV) with the dev and train extras (torch==2.13.0 CPU) and the TimescaleDB test helper"
 
 setup: $(SETUP_STAMP)
 
 $(SETUP_STAMP): pyproject.toml $(TS_HELPER)/package.json
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,train]'
 	@if command -v npm >/dev/null 2>&1; then \
 		(cd $(TS_HELPER) && npm ci --no-audit --no-fund --loglevel=error) ; \
 	else echo "npm not found: TimescaleDB tests will be skipped"; fi
-	@touch $@
-
-setup-train: $(TRAIN_STAMP)
-
-$(TRAIN_STAMP): $(SETUP_STAMP)
-	$(PIP) install -e '.[dev,train]'
 	@touch $@
 
 demo: setup
