@@ -61,10 +61,12 @@ def _mount_application_clis(app: typer.Typer) -> None:
     """The command groups of the applications: each owns its sub-app next to its code."""
     from backend.ingest.cli import app as ingest_app
     from firmware_sim.cli import app as sim_app
+    from models.cli import app as models_app
 
     app.add_typer(
         ingest_app, name="ingest", help="MQTT to the database: the service and dead letters."
     )
+    app.add_typer(models_app, name="models", help="Train, evaluate, promote and list models.")
     app.add_typer(
         sim_app, name="sim", help="Simulated fleet: run live through the SDK, generate history."
     )

@@ -1,0 +1,112 @@
+"""onnxruntime vs torch on the same batch, and a fleet of devices scored end to end.
+
+    .venv/bin/python -m benchmarks.models.onnx_vs_torch [--devices 10000] [--threads 1]
+
+Both runtimes get the same number of threads and the same float32 batch of windows of
+the declared benchmark network (3 x 1D-CNN, window 30, 14 sensors). Weights are the
+random initial ones: speed does not depend on them. The fleet figure includes building
+the windows from raw readings (normalisation, masks, padding) with ``SequenceScorer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.datasets.cmapss import INFORMATIVE_SENSORS, SETTING_NAMES
+from models.export import OPSET, export_sequence_onnx, finalise, sequence_tensors
+from models.manifest import Manifest
+from models.rul.cmapss_benchmark import default_config
+from models.rul.network import RulNet
+from models.rul.normalise import fit_normalisation
+from models.rul.training import TrainedEnsemble
+from models.rul.windows import n_channels
+from models.serving import DeviceHistory, OnnxModel, SequenceScorer
+
+
+def _best_of(runs: int, work: Callable[[], object]) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = replace(default_config("FD001"), threads=args.threads)
+    spec = config.window_spec
+    channels = n_channels(len(INFORMATIVE_SENSORS), spec)
+    torch.manual_seed(0)
+    members = [RulNet(channels, width=config.width) for _ in range(config.ensemble)]
+    ensemble = TrainedEnsemble(members, config, channels, 1)
+    module = ensemble.serving_module()
+    rng = np.random.default_rng(0)
+    batch = rng.normal(size=(args.devices, spec.length, channels)).astype(np.float32)
+
+    with tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
+        export_sequence_onnx(ensemble, directory / "model.onnx")
+        settings = np.zeros((10, 3))
+        inputs, outputs = sequence_tensors(ensemble)
+        manifest = Manifest(
+            name="bench", version="v1", kind="rul_sequence",
+            feature_names=INFORMATIVE_SENSORS, window=spec,
+            normalisation=fit_normalisation([settings], [rng.normal(size=(10, 14))], SETTING_NAMES),
+            inputs=inputs, outputs=outputs, rul_cap=config.rul_cap,
+            failure_modes=("hpc_degradation",), training_data="none (speed benchmark)",
+            training_data_sha256="0" * 64, opset=OPSET,
+        )  # fmt: skip
+        finalise(manifest, directory)
+        session = OnnxModel(directory, threads=args.threads)
+        scorer = SequenceScorer(directory, threads=args.threads)
+
+        def run_torch() -> object:
+            with torch.no_grad():
+                return module(torch.from_numpy(batch))
+
+        def run_onnx() -> object:
+            return session.run(batch)
+
+        torch_s = _best_of(args.runs, run_torch)
+        onnx_s = _best_of(args.runs, run_onnx)
+        length = spec.length + 10
+        histories = [
+            DeviceHistory(
+                values=rng.normal(size=(length, 14)),
+                settings=np.zeros((length, 3)),
+                ages=np.arange(1.0, length + 1),
+            )
+            for _ in range(args.devices)
+        ]
+        fleet = [0.0] * args.runs
+        for i in range(args.runs):
+            started = time.perf_counter()
+            scorer.score(histories)
+            fleet[i] = time.perf_counter() - started
+    print(f"batch of {args.devices} windows {spec.length}x{channels}, {args.threads} thread(s)")
+    print(f"torch {torch.__version__}: {torch_s:.3f} s  ({args.devices / torch_s:,.0f} windows/s)")
+    print(f"onnxruntime: {onnx_s:.3f} s  ({args.devices / onnx_s:,.0f} windows/s)")
+    print(f"onnxruntime / torch speed-up: {torch_s / onnx_s:.2f}x")
+    print(
+        f"fleet of {args.devices} devices, raw readings to scores: best {min(fleet):.2f} s, "
+        f"median {statistics.median(fleet):.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Loaders for the public data sets the models are benchmarked on."""

@@ -1,0 +1,1 @@
+"""Remaining-useful-life sequence models: windows, network, training and evaluation."""

@@ -1,0 +1,1 @@
+"""Models on one row of readings per prediction (AI4I-style machine snapshots)."""

@@ -1,0 +1,56 @@
+"""Fixtures of the models tests: small C-MAPSS-format data written to a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_cmapss(
+    folder: Path, subset: str = "FD001", units: int = 12, seed: int = 0, conditions: int = 1
+) -> Path:
+    """Synthetic run-to-failure data in the C-MAPSS format (26 columns, no header).
+
+    Sensors drift with wear (exponential degradation) plus noise; with ``conditions`` > 1
+    the settings jump between operating points that shift the sensors' levels.
+    """
+    rng = np.random.default_rng(seed)
+    points = np.array([[0, 0, 100], [10, 0.25, 100], [20, 0.7, 100], [25, 0.62, 60],
+                       [35, 0.84, 100], [42, 0.84, 100]], dtype=float)[:conditions]  # fmt: skip
+
+    def trajectory(unit: int, length: int) -> np.ndarray:
+        cycles = np.arange(1, length + 1)
+        wear = np.exp((cycles - length) / 40.0)
+        which = rng.integers(0, conditions, size=length)
+        settings = points[which] + rng.normal(0, 0.001, size=(length, 3))
+        sensors = (
+            100 + 10 * which[:, None] + wear[:, None] * np.linspace(1, 5, 21)[None, :]
+            + rng.normal(0, 0.2, size=(length, 21))
+        )  # fmt: skip
+        return np.column_stack([np.full(length, unit), cycles, settings, sensors])
+
+    train = np.vstack([trajectory(u, int(rng.integers(90, 140))) for u in range(1, units + 1)])
+    test_rows, rul = [], []
+    for u in range(1, units + 1):
+        full = trajectory(u, int(rng.integers(90, 140)))
+        cut = int(rng.integers(15, len(full) - 5))
+        test_rows.append(full[:cut])
+        rul.append(len(full) - cut)
+    np.savetxt(folder / f"train_{subset}.txt", train, fmt="%.4f")
+    np.savetxt(folder / f"test_{subset}.txt", np.vstack(test_rows), fmt="%.4f")
+    np.savetxt(folder / f"RUL_{subset}.txt", np.array(rul), fmt="%d")
+    return folder
+
+
+@pytest.fixture
+def cmapss_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "cmapss"
+    folder.mkdir()
+    return write_cmapss(folder)
+
+
+@pytest.fixture
+def registry_dir(tmp_path: Path) -> Path:
+    return tmp_path / "registry"

@@ -1,0 +1,78 @@
+"""``fleetcare models`` commands on small synthetic data (the sub-app, without the root CLI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from models.cli import app
+
+runner = CliRunner()
+
+
+def test_train_list_promote_evaluate(
+    cmapss_dir: Path, registry_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEETCARE_MODEL_DIR", str(registry_dir))
+    args = ["--data", str(cmapss_dir), "--subset", "FD001"]
+    result = runner.invoke(app, ["train", "rul", *args, "--epochs", "1", "--ensemble", "1"])
+    assert result.exit_code == 0, result.output
+    assert "registered cmapss-fd001-rul v1 (candidate)" in result.output
+    result = runner.invoke(app, ["train", "anomaly", *args])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["promote", "cmapss-fd001-rul", "v1"])
+    assert result.exit_code == 0 and "now the champion" in result.output
+    listing = runner.invoke(app, ["list"])
+    assert "champion" in listing.output and "cmapss-fd001-anomaly" in listing.output
+    evaluated = runner.invoke(app, ["evaluate", "cmapss-fd001-rul", "--data", str(cmapss_dir)])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.output.split(": ", 1)[1])["rmse"] >= 0
+
+
+def test_errors_are_reported_without_traceback(registry_dir: Path) -> None:
+    result = runner.invoke(app, ["promote", "nothing", "v1", "--registry", str(registry_dir)])
+    assert result.exit_code == 1
+    assert "no version 'v1' of model 'nothing'" in result.output
+
+
+def test_benchmark_cmapss_writes_its_result(cmapss_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = runner.invoke(
+        app,
+        ["benchmark", "cmapss", "--data", str(cmapss_dir), "--subset", "FD001",
+         "--seeds", "1", "--epochs", "1", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert saved["summary"]["rmse_mean"] > 0 and len(saved["predicted"][0]) == 12
+    report = runner.invoke(
+        app, ["report", "--out", str(tmp_path / "rep"), "--cmapss-json", str(out)]
+    )
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "rep" / "rul_predicted_vs_true.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("subset", "conditions"),
+    [
+        pytest.param("FD002", 6, marks=pytest.mark.slow),
+        ("FD004", 6),
+        pytest.param("FD003", 1, marks=pytest.mark.slow),
+    ],
+)
+def test_every_subset_layout_runs(tmp_path: Path, subset: str, conditions: int) -> None:
+    from tests.models.conftest import write_cmapss
+
+    folder = write_cmapss(tmp_path, subset, units=8, conditions=conditions)
+    out = tmp_path / "bench.json"
+    result = runner.invoke(
+        app,
+        ["benchmark", "cmapss", "--data", str(folder), "--subset", subset,
+         "--seeds", "1", "--epochs", "1", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
