@@ -6,7 +6,7 @@ readings with ``len(metrics)`` metrics each, with consecutive sequence numbers f
 at once), so the ingest's end-to-end lag is broker plus ingest time.
 
 The publisher caps what it has in flight (paho reuses packet ids past 65,535 outstanding
-messages, LIMITS.md pitfall 2) and keeps a persistent session, so a broker restart makes
+messages, a paho-mqtt limit) and keeps a persistent session, so a broker restart makes
 paho resend what was not acknowledged. ``acked_readings`` counts readings the broker took.
 """
 

@@ -1,6 +1,6 @@
 """Ingest throughput, latency and memory, side by side on one machine, in one run.
 
-Run: ``cd /work/main && .venv/bin/python -m benchmarks.ingest.bench_ingest``
+Run: ``.venv/bin/python -m benchmarks.ingest.bench_ingest``
 (``--duration S`` per live phase, default 20; ``--memory-minutes 10`` adds the long run).
 
 Each phase gets a fresh database (``fleetcare_bench_ingest_<pid>_<phase>``, migrated, fleet

@@ -1,6 +1,6 @@
 """Measure telemetry table layouts on plain PostgreSQL: ingest, size, reads, rollup.
 
-Run: ``cd /work/main && .venv/bin/python -m benchmarks.storage.bench_layout``
+Run: ``.venv/bin/python -m benchmarks.storage.bench_layout``
 
 Creates its own database (``fleetcare_bench_layout_<pid>_<rand>``) on the given
 server, drops it at the end (also on failure or Ctrl-C), and prints Markdown

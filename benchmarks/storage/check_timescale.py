@@ -1,6 +1,6 @@
 """Check each telemetry layout against a real TimescaleDB (the PGlite WebAssembly build).
 
-Run: ``cd /work/main && .venv/bin/python -m benchmarks.storage.check_timescale``
+Run: ``.venv/bin/python -m benchmarks.storage.check_timescale``
 
 For every layout: hypertable (1-day chunks) with its unique key, a continuous
 aggregate of hourly avg/min/max per device and metric (the long form, which
