@@ -30,6 +30,15 @@ RETENTION_SETTINGS: dict[str, str] = {
     "telemetry_daily": "rollup_retention_days",
 }
 ROLLUPS: tuple[str, ...] = ("telemetry_hourly", "telemetry_daily")
+#: Time-series tables split by time (hypertables or range partitions).
+TIME_PARTITIONED_TABLES: tuple[str, ...] = (
+    "telemetry",
+    "usage_records",
+    "device_events",
+    "device_state_reports",
+)
+PARTITIONS_BEHIND = timedelta(days=1)
+PARTITIONS_AHEAD = timedelta(days=35)
 
 Connection = psycopg.Connection[tuple[object, ...]]
 
@@ -141,3 +150,15 @@ def choose_dialect(conn: Connection, requested: str = "auto") -> DialectName:
     if requested == "postgres":
         return "postgres"
     raise DialectError(f"unknown dialect {requested!r}; expected auto, timescaledb or postgres")
+
+
+def ensure_partitions_around(conn: Connection, dialect: Dialect, now: datetime) -> int:
+    """Create the partitions from a day before ``now`` to 35 days after it, so that live
+    writes never wait on DDL; returns how many were created."""
+    created = 0
+    with conn.transaction():
+        for table in TIME_PARTITIONED_TABLES:
+            created += dialect.ensure_partitions(
+                conn, table, now - PARTITIONS_BEHIND, now + PARTITIONS_AHEAD
+            )
+    return created

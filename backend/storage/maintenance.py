@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from backend.storage.dialect import Connection, RetentionReport
-from backend.storage.migrator import PARTITIONED_TABLES, dialect_of
+from backend.storage.dialect import Connection, RetentionReport, ensure_partitions_around
+from backend.storage.migrator import dialect_of
 
-PARTITIONS_AHEAD = timedelta(days=35)
 REFRESH_LOOKBACK = timedelta(days=3)
 
 
@@ -32,12 +31,7 @@ def run_maintenance(
     """One maintenance pass; ``conn`` must be in autocommit mode."""
     now = now or datetime.now(UTC)
     dialect = dialect_of(conn)
-    created = 0
-    with conn.transaction():
-        for table in PARTITIONED_TABLES:
-            created += dialect.ensure_partitions(
-                conn, table, now - timedelta(days=1), now + PARTITIONS_AHEAD
-            )
+    created = ensure_partitions_around(conn, dialect, now)
     start = now - refresh_lookback
     dialect.refresh_rollups(conn, start, now)
     retention = dialect.apply_retention(conn, now)

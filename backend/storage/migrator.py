@@ -13,7 +13,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import resources
 
 from backend.storage.connect import connect
@@ -24,6 +24,7 @@ from backend.storage.dialect import (
     DialectName,
     choose_dialect,
     dialect_for,
+    ensure_partitions_around,
 )
 from backend.storage.errors import DialectError, MigrationDriftError, MigrationError
 
@@ -33,7 +34,6 @@ LOCK_WAIT_S = 120.0
 _FILE_PATTERN = re.compile(
     r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)(?:\.(?P<dialect>timescaledb|postgres))?\.sql$"
 )
-PARTITIONED_TABLES = ("telemetry", "usage_records", "device_events", "device_state_reports")
 
 _BOOTSTRAP = """
 CREATE TABLE IF NOT EXISTS fleetcare_migrations (
@@ -235,21 +235,10 @@ def apply_migrations(
                         migration.version,
                     ) from exc
                 newly.append(migration.label)
-            _prepare_partitions(conn, chosen)
+            ensure_partitions_around(conn, dialect_for(chosen), datetime.now(UTC))
             return MigrationRun(chosen, newly, len(applied))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-
-
-def _prepare_partitions(conn: Connection, dialect_name: DialectName) -> None:
-    """Create the partitions around now so that live writes never wait on DDL."""
-    dialect = dialect_for(dialect_name)
-    now = datetime.now(UTC)
-    with conn.transaction():
-        for table in PARTITIONED_TABLES:
-            dialect.ensure_partitions(
-                conn, table, now - timedelta(days=1), now + timedelta(days=35)
-            )
 
 
 def migration_status(url: str, *, timeout_s: float = 5.0) -> MigrationStatus:

@@ -14,6 +14,7 @@ from psycopg import sql
 
 from backend.storage.dialect import (
     RETENTION_SETTINGS,
+    TIME_PARTITIONED_TABLES,
     Connection,
     DialectName,
     RetentionReport,
@@ -26,7 +27,6 @@ from backend.storage.dialect import (
 
 # TimescaleDB's time_bucket origin (a Monday), so that every width aligns the same way.
 ORIGIN = sql.SQL("TIMESTAMPTZ '2000-01-03 00:00:00+00'")
-PARTITIONED_TABLES = ("telemetry", "usage_records", "device_events", "device_state_reports")
 
 _RECOMPUTE_HOURLY = sql.SQL(
     """
@@ -162,7 +162,7 @@ class PostgresDialect:
         with conn.transaction():
             for table, setting in RETENTION_SETTINGS.items():
                 cutoff = now - timedelta(days=days[setting])
-                if table in PARTITIONED_TABLES:
+                if table in TIME_PARTITIONED_TABLES:
                     rows = conn.execute(
                         "SELECT fleetcare_drop_partitions_before(%s, %s)", (table, cutoff)
                     ).fetchall()
