@@ -10,22 +10,17 @@ the loop that started the client.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
 
 from device_sdk._config import DeviceConfig, Durability
-from device_sdk._core import Core
-from device_sdk._downlink import CommandHandler, ConfigHandler
 from device_sdk._entries import AttrValue, Reading
-from device_sdk.wire.payloads import DesiredConfig, Health, ReportStatus, Severity
-
-_H = TypeVar("_H", bound=CommandHandler)
-_C = TypeVar("_C", bound=ConfigHandler)
+from device_sdk._surface import ClientSurface
+from device_sdk.wire.payloads import Severity
 
 
-class AsyncDeviceClient:
+class AsyncDeviceClient(ClientSurface):
     """``DeviceClient`` for asyncio programs; same behaviour and guarantees.
 
     Example::
@@ -35,12 +30,8 @@ class AsyncDeviceClient:
     """
 
     def __init__(self, config: DeviceConfig) -> None:
-        self._core = Core(config)
+        super().__init__(config)
         self._inline = config.durability is Durability.WRITE
-
-    @property
-    def config(self) -> DeviceConfig:
-        return self._core.config
 
     async def start(self) -> None:
         self._core.downlink.loop = asyncio.get_running_loop()
@@ -114,45 +105,8 @@ class AsyncDeviceClient:
 
         return call() if self._inline else await asyncio.to_thread(call)
 
-    def health(self) -> Health:
-        return self._core.health()
-
     async def flush(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - see DeviceClient
         await asyncio.to_thread(self._core.flush, timeout)
 
     async def wait_connected(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         await asyncio.to_thread(self._core.wait_connected, timeout)
-
-    def command(self, name: str) -> Callable[[_H], _H]:
-        """Decorator registering a (sync or ``async``) command handler."""
-
-        def register(handler: _H) -> _H:
-            self._core.add_command(name, handler)
-            return handler
-
-        return register
-
-    def add_command_handler(self, name: str, handler: CommandHandler) -> None:
-        self._core.add_command(name, handler)
-
-    def remove_command_handler(self, name: str) -> None:
-        self._core.downlink.remove_command(name)
-
-    def on_config(self, handler: _C) -> _C:
-        """Register the (sync or ``async``) desired-config handler."""
-        self._core.set_config_handler(handler)
-        return handler
-
-    @property
-    def desired_config(self) -> DesiredConfig | None:
-        return self._core.desired_config
-
-    def report_config(
-        self,
-        version: int,
-        config: Mapping[str, Any] | None,
-        *,
-        status: ReportStatus | str = ReportStatus.APPLIED,
-        error: str | None = None,
-    ) -> None:
-        self._core.report_config(version, config, status, error)

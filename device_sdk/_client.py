@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
 
-from device_sdk._config import DeviceConfig
-from device_sdk._core import Core
-from device_sdk._downlink import CommandHandler, ConfigHandler
 from device_sdk._entries import AttrValue, Reading
-from device_sdk.wire.payloads import DesiredConfig, Health, ReportStatus, Severity
-
-_H = TypeVar("_H", bound=CommandHandler)
-_C = TypeVar("_C", bound=ConfigHandler)
+from device_sdk._surface import ClientSurface
+from device_sdk.wire.payloads import Severity
 
 
-class DeviceClient:
+class DeviceClient(ClientSurface):
     """A device's connection to fleetcare: durable, bounded, observable, duplicate-safe.
 
     ``record()``, ``usage()`` and ``event()`` validate their input, append it to the
@@ -34,13 +28,6 @@ class DeviceClient:
 
     The client can be started again after ``stop()``; it cannot be started twice.
     """
-
-    def __init__(self, config: DeviceConfig) -> None:
-        self._core = Core(config)
-
-    @property
-    def config(self) -> DeviceConfig:
-        return self._core.config
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -138,10 +125,6 @@ class DeviceClient:
 
     # ------------------------------------------------------------------ observing
 
-    def health(self) -> Health:
-        """A snapshot of the SDK's own health (also published on ``state``)."""
-        return self._core.health()
-
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until the broker acknowledged every queued entry.
 
@@ -157,53 +140,3 @@ class DeviceClient:
             ConnectTimeoutError: not connected in time (``last_error`` says why).
         """
         self._core.wait_connected(timeout)
-
-    # ------------------------------------------------------------------ down-link
-
-    def command(self, name: str) -> Callable[[_H], _H]:
-        """Decorator registering a command handler; its return value is the reply's result.
-
-        Example::
-
-            @client.command("reboot")
-            def reboot(cmd: Command) -> dict[str, object]:
-                schedule_reboot(cmd.args.get("delay_s", 5))
-                return {"scheduled": True}
-        """
-
-        def register(handler: _H) -> _H:
-            self._core.add_command(name, handler)
-            return handler
-
-        return register
-
-    def add_command_handler(self, name: str, handler: CommandHandler) -> None:
-        self._core.add_command(name, handler)
-
-    def remove_command_handler(self, name: str) -> None:
-        self._core.downlink.remove_command(name)
-
-    def on_config(self, handler: _C) -> _C:
-        """Register the desired-config handler (usable as a decorator).
-
-        It receives each new desired config and returns what it applied (``None``: all of
-        it); the SDK reports that (retained) on ``config/reported``. Raising rejects it.
-        """
-        self._core.set_config_handler(handler)
-        return handler
-
-    @property
-    def desired_config(self) -> DesiredConfig | None:
-        """The latest desired config received (``None`` before the first)."""
-        return self._core.desired_config
-
-    def report_config(
-        self,
-        version: int,
-        config: Mapping[str, Any] | None,
-        *,
-        status: ReportStatus | str = ReportStatus.APPLIED,
-        error: str | None = None,
-    ) -> None:
-        """Report applied config yourself (when no ``on_config`` handler is used)."""
-        self._core.report_config(version, config, status, error)
