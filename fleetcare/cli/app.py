@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fleetcare import __version__
-from fleetcare.cli import config, db, demo, doctor, services
+from fleetcare.cli import config, db, demo, doctor, services, up
 from fleetcare.cli.failures import FleetcareGroup
 from fleetcare.cli.state import CliState
 
@@ -53,6 +53,7 @@ def build_app() -> typer.Typer:
     app.add_typer(config.app, name="config")
     app.command("doctor")(doctor.doctor)
     _mount_application_clis(app)
+    app.command("up")(up.up)
     app.command("demo")(demo.demo)
     return app
 
