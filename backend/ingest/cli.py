@@ -21,6 +21,7 @@ from fleetcare.config import load_settings
 from fleetcare.redact import redact_url
 
 if TYPE_CHECKING:
+    from backend.ingest.service import WorkerTarget
     from backend.settings import BackendSettings
 
 app = typer.Typer(
@@ -73,6 +74,18 @@ def main(
         run(ctx, workers=workers, duration=duration, worker_index=None, migrate=migrate)
 
 
+def _retire_left_over_sessions(
+    base: WorkerTarget, ingest: IngestSettings, workers: int, log: logging.Logger
+) -> None:
+    """Write and end what workers ``workers``, ``workers + 1``, … of an earlier, larger
+    layout left in their sessions (a smaller ``--workers`` than last time)."""
+    from backend.ingest.service import retire_sessions
+
+    retired = retire_sessions(base, ingest, first_index=workers)
+    if retired:
+        log.info("sessions of an earlier, larger layout emptied and ended: %s", retired)
+
+
 @app.command("run")
 def run(
     ctx: typer.Context,
@@ -82,7 +95,11 @@ def run(
     migrate: Migrate = False,
 ) -> None:
     """Subscribe, validate, write in batches by COPY; acknowledge after each commit."""
-    from backend.ingest.receiver import choose_protocol, require_single_worker
+    from backend.ingest.receiver import (
+        choose_protocol,
+        prepare_partition_sessions,
+        require_single_worker,
+    )
     from backend.ingest.service import IngestWorker, WorkerTarget, tune_gc_for_throughput
     from backend.ingest.supervisor import Supervisor, worker_env
     from backend.storage.migrator import apply_migrations
@@ -104,25 +121,45 @@ def run(
         if migrate and worker_index is None:
             applied = apply_migrations(database_url, dialect=settings.storage_dialect)
             log.info("migrations: %s", ", ".join(applied.applied) or "up to date")
+        mode = ingest.subscription_for(workers)
+        base = WorkerTarget(database_url, broker_url, settings.topic_root)
         if worker_index is None and workers > 1:
-            require_single_worker(choose_protocol(broker_url), workers)
+            protocol = choose_protocol(broker_url)
+            require_single_worker(protocol, workers, mode)
+            if mode == "partitioned":
+                prepare_partition_sessions(
+                    broker_url,
+                    settings.topic_root,
+                    [f"{ingest.client_id_prefix}-{i}" for i in range(workers)],
+                    protocol=protocol,
+                    session_expiry_s=ingest.session_expiry_s,
+                )
+            _retire_left_over_sessions(base, ingest, workers, log)
             log.info(
-                "ingest: %d workers, database %s, broker %s",
+                "ingest: %d workers (%s subscriptions), database %s, broker %s",
                 workers,
+                mode,
                 redact_url(database_url),
                 redact_url(broker_url),
             )
             supervisor = Supervisor(
                 workers,
-                worker_env(database_url, broker_url, settings.topic_root),
+                {
+                    **worker_env(database_url, broker_url, settings.topic_root),
+                    "FLEETCARE_INGEST_SUBSCRIPTION": mode,
+                },
                 ["--duration", str(duration)] if duration is not None else [],
             )
             supervisor.run(duration)
             return
-        target = WorkerTarget(database_url, broker_url, settings.topic_root, worker_index or 0)
+        target = WorkerTarget(
+            database_url, broker_url, settings.topic_root, worker_index or 0, workers=workers
+        )
         worker = IngestWorker(target, ingest)
         tune_gc_for_throughput()
         try:
+            if worker_index is None:
+                _retire_left_over_sessions(base, ingest, workers, log)
             worker.start()
         except NotMigratedError as exc:
             raise NotMigratedError(f"{exc} (or pass --migrate)") from None

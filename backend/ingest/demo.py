@@ -1,25 +1,38 @@
-"""A ``fleetcare demo`` step: a simulated fleet through the broker into the database, live.
+"""A ``fleetcare demo`` step: the simulator's fleet, through the device SDK and the broker,
+into the database, with live counts.
 
 :class:`SimulatedFleetStep` follows the demo's step protocol (``title`` and ``run(demo)``, see
-``fleetcare.cli.demo``): it registers a small fleet, starts one ingest worker in-process and
-a publisher thread, and prints the counts every few seconds while the demo runs. Everything
-stops when the demo's resources close; the final counts go into the summary.
+``fleetcare.cli.demo``): it registers the simulator's fleet (a few hundred devices over a few
+dozen accounts, :mod:`backend.ingest.demo_fleet`), starts one ingest worker in-process and
+the simulator's live mode (every device a ``device_sdk`` client, accelerated time, a few
+duplicates and malformed payloads on purpose), and prints the counts every few seconds.
+With a demo duration the simulated span is sized to end before it, so the summary compares
+what the devices handed over with what is stored. Everything stops when the demo's
+resources close.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from contextlib import ExitStack
 from typing import Protocol
 
+import psycopg
 from rich.console import Console
 
-from backend.ingest.loadgen import FleetPublisher, FleetSpec, register_fleet
+from backend.ingest.demo_fleet import LiveSimulation, SimFleetPlan, register_sim_fleet
+from backend.ingest.metrics import IngestMetrics
 from backend.ingest.service import IngestWorker, WorkerTarget
 from backend.ingest.settings import IngestSettings
 from fleetcare.cli.state import say
 from fleetcare.config import load_settings
+
+#: Wall seconds the simulator needs to start its clients and flush them at the end.
+_SIM_OVERHEAD_S = 8.0
+#: Simulated span when the demo runs until Ctrl-C (it stops the simulator then).
+_OPEN_ENDED_SPAN_S = 20 * 86_400.0
 
 
 class _Services(Protocol):
@@ -47,93 +60,141 @@ class DemoRunLike(Protocol):
     @property
     def resources(self) -> ExitStack: ...
 
+    @property
+    def duration_s(self) -> float | None: ...
+
     def services(self) -> _Services: ...
 
     def note(self, what: str, value: str) -> None: ...
 
 
+def _rejections(metrics: IngestMetrics) -> str:
+    by_reason = metrics.messages_rejected.by_label()
+    if not by_reason:
+        return "0"
+    parts = ", ".join(f"{reason} {count:,.0f}" for reason, count in sorted(by_reason.items()))
+    return f"{sum(by_reason.values()):,.0f} ({parts})"
+
+
+def _p99(metrics: IngestMetrics) -> str:
+    p99 = metrics.lag_seconds.quantile(0.99)
+    return "-" if math.isnan(p99) else f"<= {p99 * 1000:,.0f} ms"
+
+
 class SimulatedFleetStep:
-    """Publish a simulated fleet's telemetry and ingest it, printing live counts.
+    """Run the simulator's fleet live through the SDK into ingest, printing live counts.
 
     Args:
-        devices: simulated devices.
-        readings_per_message: readings per batch a device sends.
-        messages_per_s: batches per second for the whole fleet.
+        plan: the fleet, its speed and its deliberate faults.
         every_s: seconds between two lines of counts.
     """
 
-    title = "ingest a simulated fleet"
+    title = "ingest the simulated fleet"
 
-    def __init__(
-        self,
-        devices: int = 25,
-        readings_per_message: int = 20,
-        messages_per_s: float = 50.0,
-        every_s: float = 2.0,
-    ) -> None:
-        self.spec = FleetSpec(
-            prefix="demo", devices=devices, readings_per_message=readings_per_message
-        )
-        self.messages_per_s = messages_per_s
+    def __init__(self, plan: SimFleetPlan | None = None, every_s: float = 2.0) -> None:
+        self.plan = plan or SimFleetPlan()
         self.every_s = every_s
+        self.devices: list[str] = []
+        self.reports: list[dict[str, object]] = []
+        """What each simulator process reported when it finished its span."""
 
     def run(self, demo: DemoRunLike) -> None:
         services = demo.services()
         root = demo.settings.topic_root
-        register_fleet(services.database_url, self.spec)
+        fleet = register_sim_fleet(services.database_url, self.plan)
+        self.devices = fleet.devices
         worker = IngestWorker(
             WorkerTarget(services.database_url, services.broker_url, root),
             load_settings(IngestSettings),
-            shared=False,
+            subscription="plain",
         )
         worker.start()
-        demo.resources.callback(self._summary, demo, worker)
-        demo.resources.callback(worker.stop)
+        resources = demo.resources
+        resources.callback(self._summary, demo, worker, services.database_url)
+        resources.callback(worker.stop)
+        resources.callback(self._settle, worker)
         assert worker.receiver is not None
-        publisher = FleetPublisher(
-            services.broker_url,
-            root,
-            self.spec,
-            first_seq=time.time_ns() // 1_000_000,
-            protocol=worker.receiver.protocol,
-        )
-        publisher.start()
-        demo.resources.callback(publisher.stop)
+        wall_s = demo.duration_s
+        if wall_s is None:
+            span_s = _OPEN_ENDED_SPAN_S
+        else:
+            span_s = max(1.0, wall_s - _SIM_OVERHEAD_S) * self.plan.speed
+        simulation = LiveSimulation(self.plan, services.broker_url, root, span_s)
+        resources.callback(simulation.cleanup)
+        # A short demo (shorter than the simulator's start-up) stops it at once.
+        let_finish = wall_s is not None and wall_s >= _SIM_OVERHEAD_S + 2
+        resources.callback(self._stop_simulation, simulation, let_finish)
+        simulation.start()
         stop = threading.Event()
-        threads = [
-            threading.Thread(target=self._publish, args=(publisher, stop), daemon=True),
-            threading.Thread(target=self._report, args=(demo.console, worker, stop), daemon=True),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            demo.resources.callback(thread.join, 5)
-        demo.resources.callback(stop.set)
-        rate = self.messages_per_s * self.spec.readings_per_message
+        reporter = threading.Thread(
+            target=self._report, args=(demo.console, worker, stop), daemon=True
+        )
+        reporter.start()
+        resources.callback(reporter.join, 5)
+        resources.callback(stop.set)
+        plan = self.plan
+        per_s = plan.devices * plan.speed / plan.interval_s
         demo.note(
             "simulated fleet",
-            f"{self.spec.devices} devices, {len(self.spec.metrics)} metrics, "
-            f"{rate:,.0f} readings/s over MQTT {worker.receiver.protocol}",
+            f"{plan.devices} devices of {fleet.accounts} accounts ({fleet.models} models) "
+            f"through the device SDK, {plan.shards} process(es), time x{plan.speed:g} "
+            f"(about {per_s:,.0f} readings/s), over MQTT {worker.receiver.protocol}",
         )
 
-    def _publish(self, publisher: FleetPublisher, stop: threading.Event) -> None:
-        while not stop.is_set():
-            publisher.publish(int(self.messages_per_s), rate=self.messages_per_s, stop=stop)
+    def _stop_simulation(self, simulation: LiveSimulation, let_finish: bool) -> None:
+        if let_finish:  # its span was sized to end with the demo
+            simulation.wait(_SIM_OVERHEAD_S + 10)
+        simulation.stop()
+        self.reports = simulation.reports()
+
+    @staticmethod
+    def _settle(worker: IngestWorker, quiet_s: float = 1.5, limit_s: float = 20.0) -> None:
+        """Wait until the worker has written everything the broker delivers."""
+        deadline = time.monotonic() + limit_s
+        last, quiet_since = -1.0, time.monotonic()
+        while time.monotonic() < deadline:
+            m = worker.metrics
+            seen = m.messages_received.total() + m.messages_foreign.total()
+            if seen != last or worker.window.held:
+                last, quiet_since = seen, time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                return
+            time.sleep(0.1)
 
     def _report(self, console: Console, worker: IngestWorker, stop: threading.Event) -> None:
         while not stop.wait(self.every_s):
             m = worker.metrics
-            p99 = m.lag_seconds.quantile(0.99)
             say(
                 console,
-                f"  ingest: {m.readings_written.total():,.0f} readings stored, "
-                f"{m.messages_rejected.total():,.0f} dead-lettered, {m.batches.total():,.0f} "
-                f"batches, lag p99 <= {p99 * 1000:,.0f} ms, pending {worker.window.held}",
+                f"  ingest: {m.readings_written.value('telemetry'):,.0f} readings, "
+                f"{m.readings_written.value('usage'):,.0f} usage records, "
+                f"{m.readings_written.value('events'):,.0f} events stored; "
+                f"{m.rows_duplicate.total():,.0f} duplicates absorbed; dead letters "
+                f"{_rejections(m)}; lag p99 {_p99(m)}",
             )
 
-    @staticmethod
-    def _summary(demo: DemoRunLike, worker: IngestWorker) -> None:
+    def _summary(self, demo: DemoRunLike, worker: IngestWorker, database_url: str) -> None:
         m = worker.metrics
-        demo.note("readings stored", f"{m.readings_written.total():,.0f}")
-        demo.note("dead letters", f"{m.messages_rejected.total():,.0f}")
-        demo.note("end-to-end lag p99", f"<= {m.lag_seconds.quantile(0.99) * 1000:,.0f} ms")
+        rows, distinct = self._stored(database_url)
+        sent = None
+        if self.reports and len(self.reports) == self.plan.shards:
+            sent = sum(int(str(r["readings"])) for r in self.reports)
+        stored = f"{rows:,}" if sent is None else f"{rows:,} of {sent:,} the devices handed over"
+        demo.note("readings stored", stored)
+        demo.note("duplicate rows", f"{rows - distinct:,}")
+        demo.note("duplicates absorbed", f"{m.rows_duplicate.total():,.0f}")
+        demo.note("usage records / events", f"{m.readings_written.value('usage'):,.0f} / "
+                  f"{m.readings_written.value('events'):,.0f}")  # fmt: skip
+        demo.note("dead letters", _rejections(m))
+        demo.note("end-to-end lag p99", _p99(m))
+
+    def _stored(self, database_url: str) -> tuple[int, int]:
+        """Telemetry rows of the fleet's devices, and distinct (device, time, seq) among them."""
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT count(*), count(DISTINCT (t.device_id, t.time, t.seq)) FROM telemetry t "
+                "JOIN devices d ON d.id = t.device_id WHERE d.external_id = ANY(%s)",
+                (self.devices,),
+            ).fetchone()
+        assert row is not None
+        return int(str(row[0])), int(str(row[1]))

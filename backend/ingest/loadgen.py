@@ -1,4 +1,4 @@
-"""A simulated fleet publishing wire-format telemetry batches: for the demo, tests and benchmarks.
+"""A synthetic fleet publishing wire-format telemetry batches: for tests and benchmarks.
 
 Every device publishes on ``{root}/v1/{device}/telemetry`` batches of ``readings_per_message``
 readings with ``len(metrics)`` metrics each, with consecutive sequence numbers from

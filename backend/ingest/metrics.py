@@ -67,6 +67,11 @@ class Counter:
     def total(self) -> float:
         return sum(self._values.values())
 
+    def by_label(self) -> dict[str, float]:
+        """Non-zero values of a one-label counter, by label value."""
+        with self._lock:
+            return {labels[0]: v for labels, v in self._values.items() if labels and v}
+
     def render(self) -> Iterator[str]:
         yield f"# HELP {self.name} {self.help}"
         yield f"# TYPE {self.name} counter"
@@ -184,6 +189,11 @@ class IngestMetrics:
         self.batches = Counter("batches_total", "Database transactions committed.")
         self.db_errors = Counter(
             "db_errors_total", "Database errors, by kind (retried or split).", ["kind"]
+        )
+        self.messages_foreign = Counter(
+            "messages_other_partition_total",
+            "Messages of devices another worker writes (subscription = partitioned), "
+            "acknowledged unwritten.",
         )
         self.acks = Counter("acks_total", "Messages acknowledged to the broker.")
         self.acks_skipped = Counter(

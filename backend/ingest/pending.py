@@ -29,6 +29,8 @@ class Inbound:
         retain: a retained message (sent on subscribe, old news for liveness).
         generation: the connection it arrived on (acks of older connections are not sent).
         received_at: server wall-clock time of arrival (``time.time()``).
+        foreign: another worker's partition writes it (``subscription = partitioned``):
+            kept in the window with an empty payload only to be acknowledged in order.
     """
 
     topic: str
@@ -39,6 +41,7 @@ class Inbound:
     retain: bool = False
     generation: int = 0
     received_at: float = field(default_factory=time.time)
+    foreign: bool = False
 
 
 class PendingWindow:

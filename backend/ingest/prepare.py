@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -100,12 +101,18 @@ def _telemetry_rows(
     except KeyError as exc:
         raise _UnknownMetricError(str(exc.args[0])) from None
     width = max(slots) + 1
-    if width == len(slots) and sum(map(len, readings)) == width * len(readings):
-        try:  # the same names in every reading (in any order), fetched in ``names`` order
-            values = np.array(list(map(itemgetter(*names), readings)), dtype=np.float64)
-        except (KeyError, TypeError):
+    count = len(readings)
+    if width == len(slots) and sum(map(len, readings)) == width * count:
+        # The same names in every reading (in any order), fetched in ``names`` order straight
+        # into one array (no tuple per reading). A missing name (KeyError) or a null value
+        # (TypeError) takes the reading-by-reading path.
+        fetch = itemgetter(*names)
+        flat = map(fetch, readings) if width == 1 else chain.from_iterable(map(fetch, readings))
+        try:
+            values = np.fromiter(flat, np.float64, count * width).reshape(count, width)
+        except (KeyError, TypeError, ValueError):
             values = None
-        if values is not None and values.ndim == 2 and not np.isnan(values).any():
+        if values is not None and not np.isnan(values).any():
             if slots != list(range(width)):  # None became NaN above: those need NULLs
                 ordered = np.empty_like(values)
                 ordered[:, slots] = values

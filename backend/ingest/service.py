@@ -14,6 +14,7 @@ fills, the receive loop waits and the broker holds the rest.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import queue
@@ -27,26 +28,32 @@ from typing import TypeVar
 import psycopg
 
 from backend.ingest.decode import Decoder
+from backend.ingest.device_partition import DevicePartition
 from backend.ingest.errors import NotMigratedError
 from backend.ingest.liveness import mark_silent_offline
 from backend.ingest.metrics import IngestMetrics, MetricsEndpoint
 from backend.ingest.partitions import PartitionGuard
 from backend.ingest.pending import Inbound, PendingWindow
 from backend.ingest.prepare import Prepared, Preparer
-from backend.ingest.receiver import Protocol, Receiver, choose_protocol
+from backend.ingest.receiver import Protocol, Receiver, SubscriptionMode, choose_protocol
 from backend.ingest.resolver import Resolver
+from backend.ingest.server_traits import ServerTraits, probe_server
 from backend.ingest.settings import IngestSettings
 from backend.ingest.writer import TRANSIENT_ERRORS, BatchWriter
 from backend.storage.connect import connect
 from backend.storage.dialect import Connection, Dialect
 from backend.storage.errors import MigrationError
 from backend.storage.migrator import dialect_of
+from fleetcare.errors import ServiceUnavailableError
+from fleetcare.redact import redact_url
 
 log = logging.getLogger("fleetcare.ingest")
 T = TypeVar("T")
+A = TypeVar("A")
 
 _DRAIN_S = 15.0
 _DB_CONNECT_TIMEOUT_S = 5
+_ONE_CONNECTION_ATTEMPTS = 30
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class WorkerTarget:
     broker_url: str
     topic_root: str
     index: int = 0
+    workers: int = 1
+    """How many workers share the load (the partition count of ``partitioned``)."""
 
 
 def tune_gc_for_throughput() -> None:
@@ -93,11 +102,32 @@ def build_writer(
     metrics: IngestMetrics,
     *,
     record_dead_letters: bool = True,
+    server: ServerTraits | None = None,
 ) -> BatchWriter:
-    """A :class:`BatchWriter` for ``database_url`` with the checks ``settings`` ask for."""
+    """A :class:`BatchWriter` for ``database_url`` with the checks ``settings`` ask for.
+
+    ``server``: what the server can do (:func:`probe_server`); ``None``: a PostgreSQL server
+    with COPY, unless ``settings.telemetry_write`` says ``insert``.
+    """
+    if server is None:
+        server = ServerTraits("insert" if settings.telemetry_write == "insert" else "copy")
+    traits = server
 
     def open_connection() -> Connection:
-        return psycopg.connect(database_url, autocommit=True, connect_timeout=_DB_CONNECT_TIMEOUT_S)
+        attempts = _ONE_CONNECTION_ATTEMPTS if traits.one_connection else 1
+        for attempt in range(attempts):
+            try:
+                conn = psycopg.connect(
+                    database_url, autocommit=True, connect_timeout=_DB_CONNECT_TIMEOUT_S
+                )
+                return traits.configure(conn)
+            except psycopg.OperationalError:
+                # A server of one connection at a time refuses one opened right after another
+                # closed: retry briefly before reporting it.
+                if attempt + 1 == attempts:
+                    raise
+                time.sleep(0.1)
+        raise AssertionError("unreachable")
 
     decoder = Decoder(
         topic_root, settings.max_payload_bytes, settings.max_future_s, settings.max_past_s
@@ -115,6 +145,8 @@ def build_writer(
         liveness_interval_s=settings.liveness_interval_s,
         dead_letter_payload_bytes=settings.dead_letter_payload_bytes,
         record_dead_letters=record_dead_letters,
+        telemetry_write=server.telemetry_write,
+        one_connection=server.one_connection,
     )
 
 
@@ -131,12 +163,17 @@ class IngestWorker:
         *,
         protocol: Protocol | None = None,
         metrics: IngestMetrics | None = None,
-        shared: bool | None = None,
+        subscription: SubscriptionMode | None = None,
+        retire: bool = False,
     ) -> None:
-        """``shared``: subscribe with ``$share`` (``None``: as ``settings.subscription``
-        says, ``auto`` meaning plain for a worker on its own)."""
+        """``subscription``: ``None`` means as ``settings.subscription`` says for
+        ``target.workers`` workers. ``retire``: write what this worker's session holds,
+        subscribe nothing, end the session on :meth:`stop` (see :func:`retire_sessions`)."""
+        self.retire = retire
         self.target = target
-        self.shared = settings.subscription == "shared" if shared is None else shared
+        self.subscription: SubscriptionMode = subscription or settings.subscription_for(
+            target.workers
+        )
         self.settings = settings
         self.metrics = metrics or IngestMetrics()
         self.window = PendingWindow(settings.max_pending_messages, settings.max_pending_bytes)
@@ -150,6 +187,7 @@ class IngestWorker:
         self._writer: BatchWriter | None = None
         self._committers: list[BatchWriter] = []
         self._ack_turn = threading.Condition()
+        self._db_turn: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
         self._next_ack = 0
         self.receiver: Receiver | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
@@ -192,15 +230,26 @@ class IngestWorker:
             ServiceUnavailableError: the database or the broker cannot be reached.
             NotMigratedError: the database has no fleetcare schema.
         """
+        settings = self.settings
+        server = probe_server(self.target.database_url, settings.telemetry_write)
         dialect = database_dialect(self.target.database_url)
         protocol = self._protocol or choose_protocol(self.target.broker_url)
-        settings = self.settings
+        if server.one_connection:
+            # One connection at a time: one committer, and the stages take turns on it.
+            log.info("database takes one connection at a time: prepare and commit take turns")
+            self._db_turn = threading.Lock()
         self._committers = [
             build_writer(
-                self.target.database_url, self.target.topic_root, settings, dialect, self.metrics
+                self.target.database_url,
+                self.target.topic_root,
+                settings,
+                dialect,
+                self.metrics,
+                server=server,
             )
-            for _ in range(settings.commit_concurrency)
+            for _ in range(1 if server.one_connection else settings.commit_concurrency)
         ]
+        log.info("telemetry written by %s", server.telemetry_write.upper())
         self._writer = self._committers[0]
         if settings.metrics_port is not None:
             port = settings.metrics_port + self.target.index if settings.metrics_port else 0
@@ -216,7 +265,13 @@ class IngestWorker:
             self.window,
             self.metrics,
             protocol=protocol,
-            shared=self.shared,
+            subscription=self.subscription,
+            retire=self.retire,
+            partition=(
+                DevicePartition(self.target.index, self.target.workers)
+                if self.subscription == "partitioned"
+                else None
+            ),
             share_group=settings.share_group,
             session_expiry_s=settings.session_expiry_s,
             keepalive_s=settings.keepalive_s,
@@ -297,9 +352,15 @@ class IngestWorker:
                 if self.window.closed and not self.window.queued:
                     break
                 continue
-            prepared = self._retry(partial(writer.prepare, batch), writer.reset_lookup)
-            if prepared is None:
-                return
+            own = [m for m in batch if not m.foreign]
+            if own:
+                prepared = self._retry(
+                    partial(self._in_turn, writer.prepare, own), writer.reset_lookup
+                )
+                if prepared is None:
+                    return
+            else:  # only other partitions' messages: nothing to write, only to acknowledge
+                prepared = Prepared()
             while not self._stop.is_set():
                 try:
                     self._handoff.put((number, batch, prepared), timeout=0.25)
@@ -323,7 +384,9 @@ class IngestWorker:
                 if self._prepared_all.is_set():
                     break
             else:
-                if self._retry(partial(writer.commit, prepared), writer.reset) is None:
+                has_work = prepared.accepted or prepared.dead
+                step = partial(self._in_turn, writer.commit, prepared)
+                if has_work and self._retry(step, writer.reset) is None:
                     return
                 if not self._wait_turn(number):
                     return
@@ -334,6 +397,11 @@ class IngestWorker:
             if checks_offline and time.monotonic() >= next_offline_check:
                 next_offline_check = time.monotonic() + interval
                 self._offline_check()
+
+    def _in_turn(self, step: Callable[[A], T], argument: A) -> T:
+        """``step(argument)``, alone on the database when it takes one connection at a time."""
+        with self._db_turn:
+            return step(argument)
 
     def _wait_turn(self, number: int) -> bool:
         """Wait until every earlier batch is acknowledged (MQTT wants PUBACKs in order)."""
@@ -372,7 +440,8 @@ class IngestWorker:
     def _offline_check(self) -> None:
         assert self._writer is not None
         try:
-            ids = mark_silent_offline(self._writer.connection(), self.settings.offline_after_s)
+            with self._db_turn:
+                ids = mark_silent_offline(self._writer.connection(), self.settings.offline_after_s)
         except psycopg.Error as exc:
             self._writer.reset()
             log.debug("offline check skipped: %s", exc)
@@ -384,3 +453,43 @@ class IngestWorker:
                 len(ids),
                 self.settings.offline_after_s,
             )
+
+
+def retire_sessions(
+    target: WorkerTarget, settings: IngestSettings, first_index: int, idle_s: float = 2.0
+) -> list[str]:
+    """Empty and end the sessions of workers ``first_index``, ``first_index + 1``, … that a
+    smaller layout no longer runs; stops at the first index without a session.
+
+    Call it after the new layout's sessions are subscribed (so nothing published meanwhile
+    is missed). Each old session is taken over, unsubscribed, its queued messages are all
+    written (whatever their partition: the unique index absorbs the copies) and it is
+    ended. Returns the client ids retired.
+    """
+    retired: list[str] = []
+    quiet = settings.model_copy(update={"metrics_port": None})
+    index = first_index
+    while True:
+        one = WorkerTarget(target.database_url, target.broker_url, target.topic_root, index)
+        worker = IngestWorker(one, quiet, subscription="plain", retire=True)
+        worker.start()
+        try:
+            receiver = worker.receiver
+            assert receiver is not None
+            if not receiver.wait_connected(30) or receiver.session_present is None:
+                raise ServiceUnavailableError(
+                    "mqtt broker", redact_url(one.broker_url), [f"connect as {worker.client_id}"]
+                )
+            if not receiver.session_present:
+                return retired
+            seen, quiet_since = -1.0, time.monotonic()
+            while time.monotonic() - quiet_since < idle_s:
+                now_seen = worker.metrics.messages_received.total()
+                if now_seen != seen or worker.window.held:
+                    seen, quiet_since = now_seen, time.monotonic()
+                time.sleep(0.1)
+            log.info("retired the session of %s (%d messages written)", worker.client_id, seen)
+            retired.append(worker.client_id)
+        finally:
+            worker.stop()
+        index += 1

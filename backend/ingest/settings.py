@@ -63,12 +63,13 @@ class IngestSettings(FleetcareSettings):
         "stable across restarts (the persistent session is keyed on it) and different on "
         "every host that runs ingest",
     )
-    subscription: Literal["auto", "shared", "plain"] = Field(
+    subscription: Literal["auto", "shared", "plain", "partitioned"] = Field(
         default="auto",
-        description="shared ($share/{group}/...: several workers share the load), plain (one "
-        "worker; survives broker restarts on mosquitto 2.0.11), or auto: shared when this "
-        "process runs several workers, plain for one. Set shared on every host when ingest "
-        "runs on several hosts",
+        description="plain (one worker), partitioned (every worker subscribes to everything "
+        "and writes the devices of its partition: crc32(device) % workers), shared "
+        "($share/{group}/...: the broker splits the load, but mosquitto 2.0.11 forgets shared "
+        "subscriptions across a restart and drops what devices publish before the workers "
+        "subscribe again), or auto: partitioned with several workers, plain with one",
     )
     share_group: str = Field(
         default="fleetcare-ingest",
@@ -119,6 +120,12 @@ class IngestSettings(FleetcareSettings):
         ge=0,
         le=10_000,
         description="longest wait for more messages before writing a batch that is not full",
+    )
+    telemetry_write: Literal["auto", "copy", "insert"] = Field(
+        default="auto",
+        description="how telemetry rows are written: copy (binary COPY, the fast path), "
+        "insert (multi-row INSERT ... ON CONFLICT DO NOTHING, for servers without COPY FROM "
+        "STDIN), or auto: insert on a WebAssembly build of PostgreSQL (PGlite), else copy",
     )
     max_payload_bytes: int = Field(
         default=MAX_PAYLOAD_BYTES,
@@ -189,6 +196,12 @@ class IngestSettings(FleetcareSettings):
         if self.liveness_interval_s * 2 > self.offline_after_s:
             raise ValueError("liveness_interval_s must be at most half of offline_after_s")
         return self
+
+    def subscription_for(self, workers: int) -> Literal["shared", "plain", "partitioned"]:
+        """The subscription mode ``workers`` workers use (``auto`` resolved)."""
+        if self.subscription == "auto":
+            return "partitioned" if workers > 1 else "plain"
+        return self.subscription
 
     @classmethod
     def settings_customise_sources(

@@ -1,10 +1,11 @@
 """Several ingest workers as processes (one Python process per core), restarted when they die.
 
-Worker ``i`` runs ``python -m backend.ingest run --worker-index i`` with the same settings and
-connects as ``{client_id_prefix}-{i}``. A worker that exits unexpectedly (a crash, SIGKILL,
-the OOM killer) is started again with the same index, so it resumes its persistent session:
-with a shared subscription the broker keeps routing a share of the messages to that session
-while it is away, and they are delivered when it returns.
+Worker ``i`` runs ``python -m backend.ingest run --workers N --worker-index i`` with the same
+settings and connects as ``{client_id_prefix}-{i}``. A worker that exits unexpectedly (a
+crash, SIGKILL, the OOM killer) is started again with the same index, so it resumes its
+persistent session: the broker keeps queueing the worker's messages (its partition's, or its
+share of a shared subscription) in that session while it is away and delivers them when it
+returns.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class Supervisor:
 
     Args:
         workers: how many.
-        env: the environment of the workers (database/broker URLs resolved).
+        env: the environment of the workers (database/broker URLs and the subscription
+            mode resolved).
         extra_args: more ``run`` options for every worker.
     """
 
@@ -55,14 +57,12 @@ class Supervisor:
             "backend.ingest",
             "run",
             "--workers",
-            "1",
+            str(self.workers),
             "--worker-index",
             str(index),
             *self.extra_args,
         ]
-        # Workers of one supervisor share the load: shared subscriptions, whatever "auto" says.
-        env = {**self.env, "FLEETCARE_INGEST_SUBSCRIPTION": "shared"}
-        return subprocess.Popen(command, env=env)
+        return subprocess.Popen(command, env=self.env)
 
     def start(self) -> None:
         for index in range(self.workers):

@@ -36,6 +36,7 @@ from backend.ingest.partitions import PartitionGuard
 from backend.ingest.pending import Inbound
 from backend.ingest.prepare import Accepted, DeadLetter, Prepared, Preparer, ms_to_datetime
 from backend.ingest.reasons import Reason, Rejection
+from backend.ingest.row_insert import TelemetryWrite, insert_telemetry
 from backend.storage.copy_writer import TelemetryCopyBatch, copy_telemetry, is_missing_partition
 from backend.storage.dialect import Connection
 from device_sdk.wire import Channel
@@ -110,6 +111,11 @@ class BatchWriter:
         liveness_interval_s: least time between two last-seen updates of one device.
         dead_letter_payload_bytes: dead letters keep at most this much of a payload.
         record_dead_letters: ``False`` for ``dlq replay``, which updates the original rows.
+        telemetry_write: ``copy`` (binary COPY) or ``insert`` (for servers without COPY FROM
+            STDIN; :mod:`backend.ingest.row_insert`).
+        one_connection: checks read through the commit connection (servers that take one
+            connection at a time); the caller must not run :meth:`prepare` and
+            :meth:`commit` at once.
     """
 
     def __init__(
@@ -122,8 +128,12 @@ class BatchWriter:
         liveness_interval_s: float = 5.0,
         dead_letter_payload_bytes: int = 256 * 1024,
         record_dead_letters: bool = True,
+        telemetry_write: TelemetryWrite = "copy",
+        one_connection: bool = False,
     ) -> None:
         self._connect = connect
+        self.telemetry_write: TelemetryWrite = telemetry_write
+        self.one_connection = one_connection
         self.preparer = preparer
         self.guard = guard
         self.metrics = metrics
@@ -145,6 +155,8 @@ class BatchWriter:
 
     def lookup_connection(self) -> Connection:
         """The connection :meth:`prepare` reads devices and catalogues through."""
+        if self.one_connection:
+            return self.connection()
         if self._lookup_conn is None or self._lookup_conn.closed:
             self._lookup_conn = self._connect()
         return self._lookup_conn
@@ -157,6 +169,9 @@ class BatchWriter:
                 conn.close()
 
     def reset_lookup(self) -> None:
+        if self.one_connection:
+            self.reset()
+            return
         conn, self._lookup_conn = self._lookup_conn, None
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
@@ -268,7 +283,11 @@ class BatchWriter:
                 time_at, device_id, report = item.records[0]
                 states.append({"time": time_at, "device": device_id, "report": report})
         with conn.transaction():
-            outcome = copy_telemetry(conn, TelemetryCopyBatch(rows, row_count), dedup=dedup)
+            batch = TelemetryCopyBatch(rows, row_count)
+            if self.telemetry_write == "insert":
+                outcome = insert_telemetry(conn, batch)
+            else:
+                outcome = copy_telemetry(conn, batch, dedup=dedup)
             with conn.cursor() as cur:
                 if usage:
                     cur.executemany(_INSERT_USAGE, usage)

@@ -277,6 +277,7 @@ class Bench:
             "FLEETCARE_TOPIC_ROOT": root,
             "FLEETCARE_INGEST_METRICS_PORT": str(port),
             "FLEETCARE_INGEST_CLIENT_ID_PREFIX": f"bench-{root}",
+            "FLEETCARE_INGEST_SUBSCRIPTION": self.args.subscription,
             "FLEETCARE_LOG_LEVEL": "WARNING",
         }
         log_file = (self.workdir / f"ingest-{root}.log").open("ab")
@@ -376,16 +377,25 @@ class Bench:
         )
         return (
             Result(
-                f"fleetcare ingest, {workers} worker(s), drain (backlog in the broker)",
+                f"fleetcare ingest, {workers} worker(s){self.mode(workers)}, drain "
+                "(backlog in the broker)",
                 drain,
                 f"{backlog['readings']:,} readings",
             ),
             Result(
-                f"fleetcare ingest, {workers} worker(s), live (publisher at the drain rate)",
+                f"fleetcare ingest, {workers} worker(s){self.mode(workers)}, live "
+                "(publisher at the drain rate)",
                 live_rate,
                 note,
             ),
         )
+
+    def mode(self, workers: int) -> str:
+        """The subscription mode in a result's name, for several workers."""
+        if workers == 1:
+            return ""
+        mode = str(self.args.subscription)
+        return f" ({'partitioned' if mode == 'auto' else mode})"
 
     def sample_rss(
         self, process: subprocess.Popen[bytes], seconds: float, every_s: float = 1.0
@@ -511,6 +521,13 @@ def main(argv: list[str] | None = None) -> None:
         "--memory-minutes", type=float, default=0.0, help="add the long memory run (e.g. 10)"
     )
     parser.add_argument("--skip-two-workers", action="store_true")
+    parser.add_argument(
+        "--subscription",
+        choices=("auto", "partitioned", "shared"),
+        default="auto",
+        help="FLEETCARE_INGEST_SUBSCRIPTION of the ingest phases (auto: plain for one "
+        "worker, partitioned for two)",
+    )
     parser.add_argument(
         "--memory-only",
         type=float,

@@ -1,4 +1,5 @@
-"""The demo step: a simulated fleet through a private broker into the database, with counts."""
+"""The demo step: the simulator's fleet through the device SDK and a private broker into the
+database, with live counts and a summary that adds up."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 from rich.console import Console
 
 from backend.ingest.demo import SimulatedFleetStep
+from backend.ingest.demo_fleet import SimFleetPlan
+from firmware_sim.faults import FaultSpec
 from fleetcare.embedded.mosquitto import MosquittoBroker
-from tests.ingest.helpers import stored
+from tests.ingest.helpers import dead_letters
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 @dataclass
@@ -34,6 +37,7 @@ class FakeDemo:
     console: Console
     resources: ExitStack
     stack: FakeServices
+    duration_s: float | None
     facts: list[tuple[str, str]] = field(default_factory=list)
 
     def services(self) -> FakeServices:
@@ -43,25 +47,40 @@ class FakeDemo:
         self.facts.append((what, value))
 
 
-def test_the_demo_step_ingests_and_reports(
+def number(text: str) -> int:
+    return int(text.split()[0].replace(",", ""))
+
+
+def test_the_demo_step_runs_the_simulated_fleet_and_the_summary_adds_up(
     ingest_db: str, mosquitto: MosquittoBroker, root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLEETCARE_INGEST_METRICS_PORT", "none")
     monkeypatch.setenv("FLEETCARE_INGEST_CLIENT_ID_PREFIX", f"demo-{time.monotonic_ns()}")
     out = io.StringIO()
-    step = SimulatedFleetStep(devices=3, readings_per_message=5, messages_per_s=30, every_s=0.5)
+    plan = SimFleetPlan(
+        devices=12, accounts=3, seed=7, speed=600, faults=FaultSpec(duplicate=2, malformed=2)
+    )
+    step = SimulatedFleetStep(plan, every_s=0.5)
+    duration_s = 11.0
     with ExitStack() as resources:
         demo = FakeDemo(
             FakeSettings(root),
-            Console(file=out, width=200),
+            Console(file=out, width=250),
             resources,
             FakeServices(ingest_db, mosquitto.url),
+            duration_s,
         )
         step.run(demo)
-        time.sleep(2.5)
+        time.sleep(duration_s)  # the demo's "run" step
     facts = dict(demo.facts)
-    assert "3 devices" in facts["simulated fleet"]
-    assert int(facts["readings stored"].replace(",", "")) > 0
-    assert facts["dead letters"] == "0"
-    assert "readings stored" in out.getvalue()
-    assert stored(ingest_db, step.spec).duplicates == 0
+    assert "12 devices of 3 accounts" in facts["simulated fleet"]
+    stored_text = facts["readings stored"]
+    stored, sent = number(stored_text), number(stored_text.split(" of ")[1])
+    assert stored == sent > 0, stored_text
+    assert facts["duplicate rows"] == "0"
+    assert facts["duplicates absorbed"] == "2"
+    # The malformed payloads, and nothing else, were dead-lettered.
+    reasons = [reason for reason, _, _ in dead_letters(ingest_db, root)]
+    assert len(reasons) == 2 and set(reasons) <= {"malformed", "schema"}, reasons
+    assert facts["dead letters"].startswith("2 (")
+    assert "readings" in out.getvalue() and "dead letters" in out.getvalue()

@@ -222,3 +222,35 @@ def test_two_workers_one_killed(
     assert min(both) > 0, f"both workers should have had messages before the kill: {both}"
     assert workers[1].pid not in restarted
     assert stored(ingest_db, spec) == (sent, sent, sent)
+
+
+def test_two_workers_broker_restarted_mid_stream(
+    ingest_db: str, mosquitto: MosquittoBroker, root: str, fleet: FleetFactory, log_path: Path
+) -> None:
+    """Two workers (``auto``: partitioned subscriptions), the broker (with persistence)
+    restarted mid-stream: plain subscriptions come back with the sessions, so nothing
+    published after the restart finds the workers unsubscribed."""
+    spec = fleet(devices=8, readings_per_message=10, metrics=("a", "b"))
+    port = free_tcp_port()
+    while port + 1 == free_tcp_port():  # worker 1 serves on port + 1
+        port = free_tcp_port()
+    supervisor = ingest_process(
+        ingest_env(ingest_db, mosquitto, root, port), "--workers", "2", log_path=log_path
+    )
+    try:
+        assert wait_metrics(port)
+        assert wait_metrics(port + 1)
+        with PacedPublisher(mosquitto.url, root, spec, messages=1500, rate=250) as paced:
+            time.sleep(2.5)
+            mosquitto.restart()
+            sent = paced.finish()
+            assert wait_until(lambda: stored(ingest_db, spec).readings >= sent, 40)
+        values = [scrape(p) for p in (port, port + 1)]
+    finally:
+        stop(supervisor)
+    assert sent == 15_000
+    assert stored(ingest_db, spec) == (sent, sent, sent)
+    written = 'fleetcare_ingest_messages_written_total{channel="telemetry"}'
+    assert all(v[written] > 0 for v in values), "both workers should have written"
+    assert all(v["fleetcare_ingest_messages_other_partition_total"] > 0 for v in values)
+    assert all(v['fleetcare_ingest_mqtt_connects_total{protocol="5"}'] >= 2 for v in values)

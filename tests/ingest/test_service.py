@@ -180,8 +180,12 @@ def test_two_workers_share_the_subscription(
 ) -> None:
     spec = fleet(devices=4, readings_per_message=10, metrics=("a",))
     config = settings()
-    first = IngestWorker(WorkerTarget(ingest_db, mosquitto.url, root, 0), config, shared=True)
-    second = IngestWorker(WorkerTarget(ingest_db, mosquitto.url, root, 1), config, shared=True)
+    first = IngestWorker(
+        WorkerTarget(ingest_db, mosquitto.url, root, 0), config, subscription="shared"
+    )
+    second = IngestWorker(
+        WorkerTarget(ingest_db, mosquitto.url, root, 1), config, subscription="shared"
+    )
     first.start()
     second.start()
     try:

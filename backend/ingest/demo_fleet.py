@@ -1,0 +1,237 @@
+"""The demo's fleet: the simulator's devices registered in the database, and its live run.
+
+:func:`register_sim_fleet` registers what ``firmware_sim`` builds for a seed (accounts,
+device models with their metric catalogues, devices) so that ingest accepts the devices'
+data. :class:`LiveSimulation` runs ``python -m firmware_sim run`` (every device a real
+``device_sdk`` client) in one process per shard of at most :data:`DEVICES_PER_SHARD` devices,
+in accelerated time, and reads back what each shard's devices handed over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.storage.catalogue import MetricSpec, ensure_device, ensure_device_model
+from backend.storage.connect import connect
+from firmware_sim.config import SimConfig
+from firmware_sim.faults import FaultSpec
+from firmware_sim.fleet import build_fleet
+from firmware_sim.machines import machine_spec
+
+#: Devices per simulator process (one SDK client per device; paho's select() loop limits
+#: a process to about 180).
+DEVICES_PER_SHARD = 150
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class SimFleetPlan:
+    """Which fleet to simulate and how fast.
+
+    Attributes:
+        devices / accounts / seed: the simulator's fleet (the same seed, the same fleet).
+        speed: simulated seconds per wall second.
+        interval_s: simulated seconds between two readings of a device.
+        faults: deliberate misbehaviour (duplicates and malformed payloads: dead letters).
+    """
+
+    devices: int = 240
+    accounts: int = 30
+    seed: int = 42
+    speed: float = 600.0
+    interval_s: int = 60
+    faults: FaultSpec = field(default_factory=lambda: FaultSpec(duplicate=3, malformed=3))
+
+    def config(self, span_s: float = 86_400) -> SimConfig:
+        days = max(1, math.ceil(span_s / 86_400) + 1)
+        return SimConfig(
+            seed=self.seed,
+            devices=self.devices,
+            accounts=self.accounts,
+            interval_s=self.interval_s,
+            days=days,
+        )
+
+    @property
+    def shards(self) -> int:
+        return max(1, math.ceil(self.devices / DEVICES_PER_SHARD))
+
+
+@dataclass(frozen=True)
+class RegisteredFleet:
+    """What :func:`register_sim_fleet` stored."""
+
+    devices: list[str]
+    accounts: int
+    models: int
+
+
+def register_sim_fleet(database_url: str, plan: SimFleetPlan) -> RegisteredFleet:
+    """Register the simulator's accounts, models (with catalogues) and devices; idempotent."""
+    fleet = build_fleet(plan.config())
+    with connect(database_url) as conn:
+        account_ids: dict[str, int] = {}
+        for account in fleet.accounts:
+            conn.execute(
+                "INSERT INTO accounts (customer_key, name, industry, region, country) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (customer_key) DO NOTHING",
+                (account.account_id, account.name, account.industry, account.region,
+                 account.country),
+            )  # fmt: skip
+            row = conn.execute(
+                "SELECT id FROM accounts WHERE customer_key = %s", (account.account_id,)
+            ).fetchone()
+            assert row is not None
+            account_ids[account.account_id] = int(str(row[0]))
+        model_ids: dict[str, int] = {}
+        for device in fleet.devices:
+            if device.model not in model_ids:
+                spec = machine_spec(device.machine_type)
+                metrics = [MetricSpec(m.name, m.unit) for m in spec.metrics]
+                model_ids[device.model] = ensure_device_model(
+                    conn, device.model, device.machine_type, metrics
+                )
+            ensure_device(
+                conn,
+                device.device_id,
+                model_ids[device.model],
+                account_id=account_ids[device.account_id],
+            )
+        conn.commit()
+    return RegisteredFleet(
+        [d.device_id for d in fleet.devices], len(fleet.accounts), len(model_ids)
+    )
+
+
+class LiveSimulation:
+    """The simulator's live mode in ``plan.shards`` processes, publishing to a broker.
+
+    Args:
+        plan: the fleet and its speed.
+        broker_url: where the devices publish.
+        topic_root: the fleet's topic root.
+        span_s: simulated seconds to run (the wall time is ``span_s / plan.speed``).
+    """
+
+    def __init__(self, plan: SimFleetPlan, broker_url: str, topic_root: str, span_s: float):
+        self.plan = plan
+        self.broker_url = broker_url
+        self.topic_root = topic_root
+        self.span_s = max(float(plan.interval_s), span_s)
+        self._workdir = Path(tempfile.mkdtemp(prefix="fleetcare-demo-sim-"))
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    def _command(self, shard: int) -> list[str]:
+        plan = self.plan
+        job = {
+            "plan": {
+                "devices": plan.devices,
+                "accounts": plan.accounts,
+                "seed": plan.seed,
+                "speed": plan.speed,
+                "interval_s": plan.interval_s,
+                "faults": plan.faults.model_dump(),
+            },
+            "broker_url": self.broker_url,
+            "topic_root": self.topic_root,
+            "span_s": self.span_s,
+            "workdir": str(self._workdir),
+            "shard": shard,
+        }
+        return [sys.executable, "-m", "backend.ingest.demo_fleet", json.dumps(job)]
+
+    def start(self) -> None:
+        for shard in range(self.plan.shards):
+            out = (self._workdir / f"shard-{shard}.out").open("wb")
+            with out:
+                self._processes.append(
+                    subprocess.Popen(
+                        self._command(shard),
+                        cwd=_REPO_ROOT,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                    )
+                )
+
+    @property
+    def running(self) -> bool:
+        return any(p.poll() is None for p in self._processes)
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait for every shard to finish its span; ``True`` if they all did."""
+        for process in self._processes:
+            try:
+                process.wait(max(0.01, timeout_s))
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Interrupt shards still running (the SDK clients flush what they queued)."""
+        for process in self._processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in self._processes:
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def reports(self) -> list[dict[str, object]]:
+        """The summary each finished shard printed (readings, usage records, events, faults)."""
+        out = []
+        for shard in range(len(self._processes)):
+            text = (self._workdir / f"shard-{shard}.out").read_text(errors="replace")
+            for line in reversed(text.splitlines()):
+                with contextlib.suppress(ValueError):
+                    doc = json.loads(line)
+                    if isinstance(doc, dict) and "readings" in doc:
+                        out.append(doc)
+                        break
+        return out
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _run_shard(job: dict[str, Any]) -> int:
+    """One shard of the live fleet (``python -m backend.ingest.demo_fleet JOB``); prints its
+    report as one JSON line when its span is done."""
+    from firmware_sim.live import LiveOptions, run_live
+
+    raw = job["plan"]
+    plan = SimFleetPlan(**{**raw, "faults": FaultSpec(**raw["faults"])})
+    workdir = Path(job["workdir"])
+    shard = int(job["shard"])
+    options = LiveOptions(
+        broker_urls=(str(job["broker_url"]),),
+        queue_dir=workdir / "queues",
+        truth_dir=workdir / f"truth-{shard}",
+        topic_root=str(job["topic_root"]),
+        speed=plan.speed,
+        duration_s=float(job["span_s"]),
+        faults=plan.faults,
+        shard=(shard, plan.shards),
+    )
+    try:
+        report = run_live(plan.config(options.duration_s), options)
+    except KeyboardInterrupt:
+        return 130
+    print(json.dumps(report.summary()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_run_shard(json.loads(sys.argv[1])))
