@@ -1,0 +1,1 @@
+"""Customers benchmarks: identity resolution, data quality, health score, churn models."""
