@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI app, API-key authentication, roles and scoping, routes."""

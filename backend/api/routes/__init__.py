@@ -1,0 +1,1 @@
+"""One router module per resource; ``backend.api.app.ROUTER_MODULES`` lists them."""
