@@ -37,7 +37,7 @@ class BackendService:
 
 BACKEND_SERVICES: tuple[BackendService, ...] = (
     BackendService("ingest", ("ingest", "run"), "MQTT to the database"),
-    BackendService("score", ("score", "run"), "predictions for devices with new telemetry"),
+    BackendService("score", ("score",), "predictions for devices with new telemetry"),
     BackendService("care", ("care", "run"), "tickets, CSM alerts and notifications"),
     BackendService("api", ("api", "serve"), "HTTP API and console"),
 )

@@ -1,0 +1,1 @@
+"""The scoring worker: failure predictions for devices with new telemetry."""

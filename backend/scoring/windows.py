@@ -1,0 +1,151 @@
+"""Reading from the database what the scorer needs: who has new data, and their windows.
+
+A device is due when it has a reading newer than the ``window_end`` of its last
+prediction (within the look-back). Its window is the ``days`` daily means ending with the
+day of its newest reading, read from the daily rollup (``telemetry_daily``: ``total / n``
+per metric); a day without a rollup row, or a metric with no observed value that day, is
+NaN: an offline gap is missing data, never zeros. Rows arrive by binary ``COPY`` and are
+parsed with numpy in one go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+
+_COPY_HEADER = len(b"PGCOPY\n\xff\r\n\x00") + 4 + 4
+# one row: field count, then (length, value) for int8 device, int4 day, int2 position, float8 mean
+_ROW = np.dtype(
+    [
+        ("fields", ">i2"),
+        ("l_device", ">i4"), ("device", ">i8"),
+        ("l_day", ">i4"), ("day", ">i4"),
+        ("l_pos", ">i4"), ("pos", ">i2"),
+        ("l_mean", ">i4"), ("mean", ">f8"),
+    ]
+)  # fmt: skip
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class DueDevice:
+    device_id: int
+    newest: datetime
+
+
+def due_devices(
+    conn: psycopg.Connection[Any], device_model: str, since: datetime, until: datetime
+) -> list[DueDevice]:
+    """Devices of ``device_model`` with a reading in ``(last window_end or since, until]``."""
+    rows = conn.execute(
+        """
+        SELECT d.id, newest.time
+        FROM devices d
+        JOIN device_models dm ON dm.id = d.model_id
+        LEFT JOIN LATERAL (
+            SELECT p.window_end FROM predictions p
+            WHERE p.device_id = d.id ORDER BY p.predicted_at DESC LIMIT 1
+        ) last ON true
+        CROSS JOIN LATERAL (
+            SELECT t.time FROM telemetry t
+            WHERE t.device_id = d.id
+              AND t.time > greatest(last.window_end, %(since)s) AND t.time <= %(until)s
+            ORDER BY t.time DESC LIMIT 1
+        ) newest
+        WHERE dm.name = %(model)s AND d.status <> 'decommissioned'
+        ORDER BY d.id
+        """,
+        {"model": device_model, "since": since, "until": until},
+    ).fetchall()
+    return [DueDevice(int(r[0]), r[1]) for r in rows]
+
+
+def metric_columns(
+    conn: psycopg.Connection[Any], device_model: str, metrics: tuple[str, ...]
+) -> dict[int, int]:
+    """Catalogue position -> column of the model's window, for the metrics it reads."""
+    rows = conn.execute(
+        "SELECT m.name, dm.position FROM device_model_metrics dm "
+        "JOIN metrics m ON m.id = dm.metric_id JOIN device_models mo ON mo.id = dm.model_id "
+        "WHERE mo.name = %s",
+        (device_model,),
+    ).fetchall()
+    by_name = {str(name): int(position) for name, position in rows}
+    return {by_name[m]: j for j, m in enumerate(metrics) if m in by_name}
+
+
+def _parse_copy(data: bytes) -> NDArray[np.void]:
+    body = data[_COPY_HEADER:]
+    extension = int.from_bytes(data[_COPY_HEADER - 4 : _COPY_HEADER], "big")
+    body = body[extension:]
+    if body[-2:] == b"\xff\xff":
+        body = body[:-2]
+    return np.frombuffer(body, dtype=_ROW)
+
+
+def read_windows(
+    conn: psycopg.Connection[Any],
+    devices: list[DueDevice],
+    days: int,
+    columns: dict[int, int],
+    n_metrics: int,
+) -> NDArray[np.float32]:
+    """Windows ``(len(devices), days, n_metrics)`` of daily means; NaN where missing.
+
+    Each device's window ends with the day of its newest reading. One range query over
+    all devices' rollup rows (the primary key ``(device_id, position, bucket)`` serves
+    it); rows are placed in the windows with numpy.
+    """
+    out = np.full((len(devices), days, n_metrics), np.nan, dtype=np.float32)
+    if not devices:
+        return out
+    ids = np.asarray([d.device_id for d in devices], dtype=np.int64)
+    last = np.asarray(
+        [(d.newest.astimezone(UTC).date() - _EPOCH).days for d in devices], dtype=np.int64
+    )
+    first_day = _EPOCH + timedelta(days=int(last.min()) - (days - 1))
+    end_day = _EPOCH + timedelta(days=int(last.max()) + 1)
+    query = """
+        COPY (
+            SELECT r.device_id::int8,
+                   (extract(epoch FROM r.bucket) / 86400)::int4,
+                   r.position::int2,
+                   (r.total / r.n)::float8
+            FROM telemetry_daily r
+            WHERE r.device_id = ANY(%(ids)s) AND r.position = ANY(%(positions)s)
+              AND r.bucket >= %(first)s AND r.bucket < %(end)s
+              AND r.n > 0 AND r.total IS NOT NULL
+        ) TO STDOUT (FORMAT binary)
+    """
+    params = {
+        "ids": ids.tolist(),
+        "positions": list(columns),
+        "first": datetime.combine(first_day, time.min, UTC),
+        "end": datetime.combine(end_day, time.min, UTC),
+    }
+    buffer = bytearray()
+    with conn.cursor() as cur, cur.copy(query, params) as copy:
+        for chunk in copy:
+            buffer += chunk
+    rows = _parse_copy(bytes(buffer))
+    if rows.size == 0:
+        return out
+    order = np.argsort(ids, kind="stable")
+    at = np.searchsorted(ids[order], rows["device"].astype(np.int64))
+    row = order[np.minimum(at, ids.size - 1)]
+    day = rows["day"].astype(np.int64) - (last[row] - (days - 1))
+    inside = (day >= 0) & (day < days)
+    lookup = np.full(max(columns) + 1, -1, dtype=np.int64)
+    for position, column in columns.items():
+        lookup[position] = column
+    out[row[inside], day[inside], lookup[rows["pos"].astype(np.int64)][inside]] = rows["mean"][
+        inside
+    ]
+    return out

@@ -1,0 +1,1 @@
+"""Failure prediction for the simulated fleet's own device types (pumps, compressors)."""

@@ -1,0 +1,105 @@
+"""Alert quality on a fleet with known outcomes: precision, recall, lead time per mode.
+
+A device-day alerts for a mode when the model's probability of that mode failing within
+the horizon reaches the mode's threshold. An alert is *correct* when the mode fails
+within the horizon after it; it is *censored* (neither correct nor false) when a
+maintenance visit removed the mode's advanced wear first, or the history ends first.
+Precision counts correct among alerts that are not censored. Recall counts failures of
+the mode with at least one alert of that mode in the horizon before them; the lead time
+of such a failure is the time from the first of those alerts to the failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict
+
+from models.fleet.labels import Outcomes
+
+
+class ModeAlertQuality(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mode: str
+    threshold: float | None
+    alerts: int
+    correct_alerts: int
+    censored_alerts: int
+    precision: float | None
+    failures: int
+    detected: int
+    recall: float | None
+    median_lead_days: float | None
+    lead_days: list[float]
+
+
+@dataclass(frozen=True)
+class ScoredDays:
+    """Probabilities per mode for device-days: ``probability[row, mode]``."""
+
+    device: NDArray[np.int64]
+    day: NDArray[np.int64]
+    probability: NDArray[np.float32]
+
+
+def alert_quality(
+    scored: ScoredDays,
+    outcomes: Outcomes,
+    thresholds: dict[str, float],
+    horizon_days: float,
+    first_day: int,
+) -> list[ModeAlertQuality]:
+    """Quality of each wear mode's alerts, then one row per random mode (never alerted)."""
+    out = []
+    seen = set(np.unique(scored.device).tolist())
+    judged_failures = [f for f in outcomes.failures if f[0] in seen and f[1] >= first_day + 1]
+    for k, mode in enumerate(outcomes.modes):
+        threshold = thresholds.get(mode)
+        alert = (
+            scored.probability[:, k] >= threshold
+            if threshold is not None
+            else np.zeros(scored.device.size, dtype=bool)
+        )
+        to_fail = outcomes.to_failure[scored.device, scored.day, k]
+        to_repair = outcomes.to_repair[scored.device, scored.day, k]
+        remaining = outcomes.remaining[scored.device, scored.day]
+        correct = alert & (to_fail <= horizon_days)
+        censored = alert & ~correct & ((to_repair <= horizon_days) | (remaining < horizon_days))
+        judged = int(alert.sum() - censored.sum())
+        alerted_ends: dict[int, list[float]] = {}
+        for d, t in zip(scored.device[alert], scored.day[alert], strict=True):
+            alerted_ends.setdefault(int(d), []).append(float(t + 1))
+        leads = []
+        failures = [f for f in judged_failures if f[2] == mode]
+        for device, at, _ in failures:
+            ends = [e for e in alerted_ends.get(device, []) if at - horizon_days <= e < at]
+            if ends:
+                leads.append(at - min(ends))
+        out.append(
+            ModeAlertQuality(
+                mode=mode,
+                threshold=threshold,
+                alerts=int(alert.sum()),
+                correct_alerts=int(correct.sum()),
+                censored_alerts=int(censored.sum()),
+                precision=float(correct.sum() / judged) if judged else None,
+                failures=len(failures),
+                detected=len(leads),
+                recall=len(leads) / len(failures) if failures else None,
+                median_lead_days=float(np.median(leads)) if leads else None,
+                lead_days=[round(v, 3) for v in leads],
+            )
+        )
+    for mode in sorted({f[2] for f in outcomes.failures} - set(outcomes.modes)):
+        n = sum(1 for f in judged_failures if f[2] == mode)
+        out.append(
+            ModeAlertQuality(
+                mode=mode, threshold=None, alerts=0, correct_alerts=0, censored_alerts=0,
+                precision=None, failures=n, detected=0, recall=0.0 if n else None,
+                median_lead_days=None, lead_days=[],
+            )
+        )  # fmt: skip
+    return out
