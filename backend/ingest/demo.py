@@ -5,17 +5,20 @@ into the database, with live counts.
 ``fleetcare.cli.demo``): it registers the simulator's fleet (a few hundred devices over a few
 dozen accounts, :mod:`backend.ingest.demo_fleet`), starts one ingest worker in-process and
 the simulator's live mode (every device a ``device_sdk`` client, accelerated time, a few
-duplicates and malformed payloads on purpose), and prints the counts every few seconds.
-With a demo duration the simulated span is sized to end before it, so the summary compares
-what the devices handed over with what is stored. Everything stops when the demo's
-resources close.
+duplicates and malformed payloads on purpose), and prints the counts every few seconds
+(or leaves them to a live view). With a demo duration the simulated span is sized to end
+before it, so the summary compares what the devices handed over with what is stored.
+``finish`` stops the fleet and adds the ingest figures to the summary; it also runs, once,
+when the demo's resources close.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Protocol
 
@@ -68,7 +71,8 @@ class DemoRunLike(Protocol):
     def note(self, what: str, value: str) -> None: ...
 
 
-def _rejections(metrics: IngestMetrics) -> str:
+def rejections(metrics: IngestMetrics) -> str:
+    """Dead letters in total and by reason."""
     by_reason = metrics.messages_rejected.by_label()
     if not by_reason:
         return "0"
@@ -86,52 +90,67 @@ class SimulatedFleetStep:
 
     Args:
         plan: the fleet, its speed and its deliberate faults.
-        every_s: seconds between two lines of counts.
+        every_s: seconds between two lines of counts; ``None`` prints none (a live view
+            reads :attr:`worker` instead).
     """
 
     title = "ingest the simulated fleet"
 
-    def __init__(self, plan: SimFleetPlan | None = None, every_s: float = 2.0) -> None:
+    def __init__(self, plan: SimFleetPlan | None = None, every_s: float | None = 2.0) -> None:
         self.plan = plan or SimFleetPlan()
         self.every_s = every_s
         self.devices: list[str] = []
         self.reports: list[dict[str, object]] = []
         """What each simulator process reported when it finished its span."""
+        self.worker: IngestWorker | None = None
+        self.span_s = 0.0
+        self.wall_s: float | None = None
+        self._finish: list[Callable[[], None]] = []
 
     def run(self, demo: DemoRunLike) -> None:
         services = demo.services()
         root = demo.settings.topic_root
         fleet = register_sim_fleet(services.database_url, self.plan)
         self.devices = fleet.devices
+        settings = load_settings(IngestSettings)
+        # A session of its own: the fleet is replayed from scratch, so messages an earlier
+        # run left queued in a persistent broker must not be delivered to this one.
+        run_id = f"{settings.client_id_prefix[:30]}-demo-{os.getpid()}-{int(time.time()) % 10**6}"
         worker = IngestWorker(
             WorkerTarget(services.database_url, services.broker_url, root),
-            load_settings(IngestSettings),
+            settings.model_copy(update={"client_id_prefix": run_id}),
             subscription="plain",
         )
         worker.start()
+        self.worker = worker
         resources = demo.resources
-        resources.callback(self._summary, demo, worker, services.database_url)
         resources.callback(worker.stop)
-        resources.callback(self._settle, worker)
         assert worker.receiver is not None
-        wall_s = demo.duration_s
+        wall_s = self.wall_s = demo.duration_s
         if wall_s is None:
             span_s = _OPEN_ENDED_SPAN_S
         else:
             span_s = max(1.0, wall_s - _SIM_OVERHEAD_S) * self.plan.speed
         simulation = LiveSimulation(self.plan, services.broker_url, root, span_s)
+        self.span_s = simulation.span_s
         resources.callback(simulation.cleanup)
+        resources.callback(self.finish, demo)
         # A short demo (shorter than the simulator's start-up) stops it at once.
         let_finish = wall_s is not None and wall_s >= _SIM_OVERHEAD_S + 2
-        resources.callback(self._stop_simulation, simulation, let_finish)
-        simulation.start()
         stop = threading.Event()
         reporter = threading.Thread(
             target=self._report, args=(demo.console, worker, stop), daemon=True
         )
-        reporter.start()
-        resources.callback(reporter.join, 5)
-        resources.callback(stop.set)
+        self._finish = [
+            stop.set,
+            lambda: reporter.join(5) if reporter.is_alive() else None,
+            lambda: self._stop_simulation(simulation, let_finish),
+            lambda: self._settle(worker),
+            lambda: self._summary(demo, worker, services.database_url),
+        ]
+        simulation.start()
+        if self.every_s is not None:
+            reporter.start()
         plan = self.plan
         per_s = plan.devices * plan.speed / plan.interval_s
         demo.note(
@@ -141,9 +160,16 @@ class SimulatedFleetStep:
             f"(about {per_s:,.0f} readings/s), over MQTT {worker.receiver.protocol}",
         )
 
+    def finish(self, demo: DemoRunLike) -> None:
+        """Stop the simulator (or let it end its span), wait until ingest has written what
+        it delivered, and add the ingest figures to the summary. Runs once."""
+        steps, self._finish = self._finish, []
+        for step in steps:
+            step()
+
     def _stop_simulation(self, simulation: LiveSimulation, let_finish: bool) -> None:
-        if let_finish:  # its span was sized to end with the demo
-            simulation.wait(_SIM_OVERHEAD_S + 10)
+        if let_finish:  # its span was sized to end with the demo; a slow machine lags
+            simulation.wait(_SIM_OVERHEAD_S + 10 + 0.5 * (self.wall_s or 0.0))
         simulation.stop()
         self.reports = simulation.reports()
 
@@ -162,6 +188,7 @@ class SimulatedFleetStep:
             time.sleep(0.1)
 
     def _report(self, console: Console, worker: IngestWorker, stop: threading.Event) -> None:
+        assert self.every_s is not None
         while not stop.wait(self.every_s):
             m = worker.metrics
             say(
@@ -170,22 +197,26 @@ class SimulatedFleetStep:
                 f"{m.readings_written.value('usage'):,.0f} usage records, "
                 f"{m.readings_written.value('events'):,.0f} events stored; "
                 f"{m.rows_duplicate.total():,.0f} duplicates absorbed; dead letters "
-                f"{_rejections(m)}; lag p99 {_p99(m)}",
+                f"{rejections(m)}; lag p99 {_p99(m)}",
             )
+
+    def handed_over(self) -> int | None:
+        """Readings the devices handed over, once every shard reported; else ``None``."""
+        if not self.reports or len(self.reports) != self.plan.shards:
+            return None
+        return sum(int(str(r["readings"])) for r in self.reports)
 
     def _summary(self, demo: DemoRunLike, worker: IngestWorker, database_url: str) -> None:
         m = worker.metrics
         rows, distinct = self._stored(database_url)
-        sent = None
-        if self.reports and len(self.reports) == self.plan.shards:
-            sent = sum(int(str(r["readings"])) for r in self.reports)
+        sent = self.handed_over()
         stored = f"{rows:,}" if sent is None else f"{rows:,} of {sent:,} the devices handed over"
         demo.note("readings stored", stored)
         demo.note("duplicate rows", f"{rows - distinct:,}")
         demo.note("duplicates absorbed", f"{m.rows_duplicate.total():,.0f}")
         demo.note("usage records / events", f"{m.readings_written.value('usage'):,.0f} / "
                   f"{m.readings_written.value('events'):,.0f}")  # fmt: skip
-        demo.note("dead letters", _rejections(m))
+        demo.note("dead letters", rejections(m))
         demo.note("end-to-end lag p99", _p99(m))
 
     def _stored(self, database_url: str) -> tuple[int, int]:

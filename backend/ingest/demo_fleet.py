@@ -5,6 +5,11 @@ device models with their metric catalogues, devices) so that ingest accepts the 
 data. :class:`LiveSimulation` runs ``python -m firmware_sim run`` (every device a real
 ``device_sdk`` client) in one process per shard of at most :data:`DEVICES_PER_SHARD` devices,
 in accelerated time, and reads back what each shard's devices handed over.
+
+A device model is registered under its machine type's name (``centrifugal_pump``,
+``air_compressor``): a fleet model scores the devices of the device model named after its
+machine type. Registering forgets what an earlier demo stored for the same devices (the
+simulator replays the same readings, which would otherwise be absorbed as duplicates).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from psycopg import Connection
 
 from backend.storage.catalogue import MetricSpec, ensure_device, ensure_device_model
 from backend.storage.connect import connect
@@ -40,7 +47,7 @@ class SimFleetPlan:
 
     Attributes:
         devices / accounts / seed: the simulator's fleet (the same seed, the same fleet).
-        speed: simulated seconds per wall second.
+        speed: simulated seconds per wall second (the default: a simulated day every 5 s).
         interval_s: simulated seconds between two readings of a device.
         faults: deliberate misbehaviour (duplicates and malformed payloads: dead letters).
     """
@@ -48,8 +55,8 @@ class SimFleetPlan:
     devices: int = 240
     accounts: int = 30
     seed: int = 42
-    speed: float = 600.0
-    interval_s: int = 60
+    speed: float = 17_280.0
+    interval_s: int = 1800
     faults: FaultSpec = field(default_factory=lambda: FaultSpec(duplicate=3, malformed=3))
 
     def config(self, span_s: float = 86_400) -> SimConfig:
@@ -76,10 +83,35 @@ class RegisteredFleet:
     models: int
 
 
+#: Per-device rows of the time-series tables, deleted before a device's data is replayed.
+_TIME_SERIES = ("telemetry", "usage_records", "device_events", "device_state_reports")
+_ROLLUP_TABLES = ("telemetry_hourly", "telemetry_daily")
+
+
+def forget_previous_runs(conn: Connection[Any], devices: list[str]) -> int:
+    """Delete what earlier runs stored for ``devices`` (their rows, predictions, tickets);
+    returns how many devices were known. The caller commits."""
+    from backend.storage.migrator import dialect_of
+
+    rows = conn.execute("SELECT id FROM devices WHERE external_id = ANY(%s)", (devices,)).fetchall()
+    ids = [int(str(r[0])) for r in rows]
+    if not ids:
+        return 0
+    tables = list(_TIME_SERIES)
+    if dialect_of(conn).name == "postgres":  # TimescaleDB's rollups are views over telemetry
+        tables += _ROLLUP_TABLES
+    for table in tables:
+        conn.execute(f"DELETE FROM {table} WHERE device_id = ANY(%s)", (ids,))
+    conn.execute("DELETE FROM devices WHERE id = ANY(%s)", (ids,))  # predictions, tickets…
+    return len(ids)
+
+
 def register_sim_fleet(database_url: str, plan: SimFleetPlan) -> RegisteredFleet:
-    """Register the simulator's accounts, models (with catalogues) and devices; idempotent."""
+    """Register the simulator's accounts, models (with catalogues) and devices, forgetting
+    what earlier runs stored for these devices."""
     fleet = build_fleet(plan.config())
     with connect(database_url) as conn:
+        forget_previous_runs(conn, [d.device_id for d in fleet.devices])
         account_ids: dict[str, int] = {}
         for account in fleet.accounts:
             conn.execute(
@@ -95,16 +127,16 @@ def register_sim_fleet(database_url: str, plan: SimFleetPlan) -> RegisteredFleet
             account_ids[account.account_id] = int(str(row[0]))
         model_ids: dict[str, int] = {}
         for device in fleet.devices:
-            if device.model not in model_ids:
+            if device.machine_type not in model_ids:
                 spec = machine_spec(device.machine_type)
                 metrics = [MetricSpec(m.name, m.unit) for m in spec.metrics]
-                model_ids[device.model] = ensure_device_model(
-                    conn, device.model, device.machine_type, metrics
+                model_ids[device.machine_type] = ensure_device_model(
+                    conn, device.machine_type, device.machine_type, metrics
                 )
             ensure_device(
                 conn,
                 device.device_id,
-                model_ids[device.model],
+                model_ids[device.machine_type],
                 account_id=account_ids[device.account_id],
             )
         conn.commit()

@@ -1,8 +1,10 @@
 """``fleetcare demo``: the whole product on one machine, as a sequence of steps.
 
 Each step does one thing and records what it set up in :class:`DemoRun` (resources to
-close, facts for the summary). Later work adds steps (simulated fleet, ingest, scoring,
-care tickets) to :func:`default_steps`.
+close, facts for the summary). :func:`default_steps` wires the whole loop: services, the
+failure models, the simulated fleet through the SDK into ingest, scoring, the care engine
+and its webhooks to a local receiver, the API and console, a live view, and a summary
+judged against the simulator's ground truth (the steps live in :mod:`fleetcare.demo`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetcare.cli.state import backend_settings, say, stdout_console
-from fleetcare.cli.waiting import wait_until_stopped
 from fleetcare.embedded.stack import ServiceStack
 from fleetcare.redact import redact_url
 
 if TYPE_CHECKING:
+    from backend.ingest.demo_fleet import SimFleetPlan
     from backend.settings import BackendSettings
+    from fleetcare.demo.model_step import TrainingPlan
 
 
 @dataclass
@@ -93,20 +96,39 @@ class ApplyMigrations:
         demo.note("migrations", f"{applied} ({run.already_applied} already applied)")
 
 
-class WaitForDuration:
-    title = "run"
-
-    def run(self, demo: DemoRun) -> None:
-        until = "Ctrl-C" if demo.duration_s is None else f"{demo.duration_s:g} s or Ctrl-C"
-        demo.interrupted = wait_until_stopped(
-            demo.duration_s, on_waiting=lambda: say(demo.console, f"  running until {until}")
-        )
-
-
-def default_steps() -> list[DemoStep]:
+def default_steps(
+    fleet_plan: SimFleetPlan | None = None, training: TrainingPlan | None = None
+) -> list[DemoStep]:
     from backend.ingest.demo import SimulatedFleetStep
+    from fleetcare.demo.api_step import ApiStep
+    from fleetcare.demo.care_step import CareStep
+    from fleetcare.demo.finish_step import FinishStep
+    from fleetcare.demo.live_view import LiveViewStep
+    from fleetcare.demo.model_step import ModelStep
+    from fleetcare.demo.outcome import BaselineStep
+    from fleetcare.demo.scoring_step import ScoringStep
+    from fleetcare.demo.webhook_receiver import WebhookReceiverStep
 
-    return [StartServices(), ApplyMigrations(), SimulatedFleetStep(), WaitForDuration()]
+    models = ModelStep(training)
+    baseline = BaselineStep()
+    fleet = SimulatedFleetStep(fleet_plan, every_s=None)
+    scoring = ScoringStep(models)
+    care = CareStep()
+    receiver = WebhookReceiverStep()
+    api = ApiStep(lambda: fleet.devices)
+    return [
+        StartServices(),
+        ApplyMigrations(),
+        models,
+        baseline,
+        receiver,
+        care,
+        fleet,
+        api,
+        scoring,
+        LiveViewStep(baseline, fleet, receiver),
+        FinishStep(baseline, fleet, scoring, care, receiver, api),
+    ]
 
 
 def render_summary(demo: DemoRun, done: list[str], elapsed_s: float) -> Table:
@@ -123,20 +145,45 @@ def demo(
     ctx: typer.Context,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", min=0, help="seconds to run (default: until Ctrl-C)"),
+        typer.Option(
+            "--duration", min=0, help="seconds the fleet runs, after set-up (default: Ctrl-C)"
+        ),
     ] = None,
+    devices: Annotated[int, typer.Option("--devices", min=1, help="simulated devices")] = 240,
+    accounts: Annotated[int, typer.Option("--accounts", min=1, help="their accounts")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="the simulated fleet's seed")] = 42,
+    day_s: Annotated[
+        float, typer.Option("--day-s", min=0.5, help="wall seconds per simulated day")
+    ] = 5.0,
+    train_devices: Annotated[
+        int, typer.Option("--train-devices", min=20, help="devices of the training history")
+    ] = 200,
+    train_days: Annotated[
+        int, typer.Option("--train-days", min=60, help="days of the training history")
+    ] = 240,
 ) -> None:
     """Run fleetcare end to end on this machine (embedded services unless configured)."""
+    from backend.ingest.demo_fleet import SimFleetPlan
+    from fleetcare.demo.model_step import TrainingPlan
+
+    if accounts > devices:
+        raise typer.BadParameter("at most one account per device", param_hint="--accounts")
+    plan = SimFleetPlan(devices=devices, accounts=accounts, seed=seed, speed=86_400 / day_s)
+    training = TrainingPlan(devices=train_devices, days=train_days)
     settings = backend_settings(ctx)
     console = stdout_console()
     started = time.monotonic()
     done: list[str] = []
     with ExitStack() as resources:
         run = DemoRun(settings=settings, console=console, duration_s=duration, resources=resources)
-        steps = default_steps()
-        for number, step in enumerate(steps, start=1):
-            say(console, f"[{number}/{len(steps)}] {step.title}", style="bold")
-            step.run(run)
-            done.append(step.title)
+        steps = default_steps(plan, training)
+        try:
+            for number, step in enumerate(steps, start=1):
+                say(console, f"[{number}/{len(steps)}] {step.title}", style="bold")
+                step.run(run)
+                done.append(step.title)
+        except KeyboardInterrupt:
+            run.interrupted = True
+            say(console, f"interrupted during: {steps[len(done)].title}", style="yellow")
         say(console, "stopping services")
     console.print(render_summary(run, done, time.monotonic() - started))

@@ -58,7 +58,12 @@ def test_the_demo_step_runs_the_simulated_fleet_and_the_summary_adds_up(
     monkeypatch.setenv("FLEETCARE_INGEST_CLIENT_ID_PREFIX", f"demo-{time.monotonic_ns()}")
     out = io.StringIO()
     plan = SimFleetPlan(
-        devices=12, accounts=3, seed=7, speed=600, faults=FaultSpec(duplicate=2, malformed=2)
+        devices=12,
+        accounts=3,
+        seed=7,
+        speed=600,
+        interval_s=60,
+        faults=FaultSpec(duplicate=2, malformed=2),
     )
     step = SimulatedFleetStep(plan, every_s=0.5)
     duration_s = 11.0

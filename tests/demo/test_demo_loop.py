@@ -1,0 +1,68 @@
+"""``fleetcare demo`` end to end on embedded services: a small fleet through the SDK into
+ingest, scoring, the care engine, webhooks to the demo's receiver, the API and console; the
+summary adds up."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fleetcare.config import ENV_PREFIX
+from fleetcare.embedded.broker import BROKER_CHOICE_ENV
+
+pytestmark = [pytest.mark.embedded, pytest.mark.slow]
+
+
+def _fact(out: str, what: str) -> str:
+    match = re.search(rf"^\s+{re.escape(what)}: (.*)$", out, re.MULTILINE)
+    assert match, f"no {what!r} in the output:\n{out}"
+    return match.group(1).strip()
+
+
+def _number(text: str) -> int:
+    return int(text.split()[0].replace(",", ""))
+
+
+def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(ENV_PREFIX) and k != BROKER_CHOICE_ENV
+    }
+    env.update({"FLEETCARE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "220"})
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "fleetcare.cli", "demo", "--duration", "60",
+         "--devices", "60", "--accounts", "8", "--day-s", "2",
+         "--train-devices", "120", "--train-days", "180"],
+        env=env, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Traceback" not in out + result.stderr
+    # progress while the model trains, never a silent wait
+    assert "generating a training history" in out
+    assert "training the centrifugal_pump model" in out
+    stored_text = _fact(out, "readings stored")
+    stored, sent = _number(stored_text), _number(stored_text.split(" of ")[1])
+    assert stored == sent > 0, stored_text
+    assert _fact(out, "duplicate rows") == "0"
+    assert _number(_fact(out, "predictions")) >= 1
+    assert _number(_fact(out, "tickets raised")) >= 1
+    delivered = _fact(out, "webhooks delivered")
+    assert _number(delivered) >= 1, delivered
+    assert "; 0 with a bad signature" in delivered
+    assert _fact(out, "console answering") == "yes"
+    caught = _fact(out, "failures caught ahead")
+    assert _number(_fact(out, "failures in the span")) >= _number(caught)
+    assert re.search(r"API key \(admin\): fc_\w+", out)
+    assert re.search(r"API key \(csm\): fc_\w+", out)
+    assert re.search(r"API key \(field, region \w+\): fc_\w+", out)
+    assert elapsed < 400
