@@ -20,12 +20,8 @@ def services() -> dict[str, dict[str, Any]]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]  # type: ignore[no-any-return]
 
 
-def _option(command: list[str], name: str) -> str:
-    return command[command.index(name) + 1]
-
-
 def test_prometheus_scrapes_the_port_the_ingest_serves(services: dict[str, Any]) -> None:
-    port = _option(services["ingest"]["command"], "--metrics-port")
+    port = str(services["ingest"]["environment"]["FLEETCARE_INGEST_METRICS_PORT"])
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     targets = {
         target
