@@ -9,14 +9,24 @@ SIGKILL to those still running after ``stop_timeout_s``.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger("fleetcare.supervision")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM me when the supervisor dies, even by SIGKILL (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,11 @@ class ProcessGroup:
         self._clock = clock
 
     def _spawn(self, member: _Member) -> None:
-        member.process = subprocess.Popen(list(member.spec.argv), env=self._env)
+        member.process = subprocess.Popen(
+            list(member.spec.argv),
+            env=self._env,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
         member.started_at = self._clock()
         member.restart_at = None
         log.info("%s started (pid %d)", member.spec.name, member.process.pid)

@@ -79,3 +79,41 @@ def test_stop_kills_a_member_that_ignores_sigterm() -> None:
 def test_names_must_be_unique() -> None:
     with pytest.raises(ValueError, match="repeated: api"):
         ProcessGroup([ProcessSpec("api", ["true"]), ProcessSpec("api", ["true"])], env={})
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="parent-death signal is Linux-only")
+def test_members_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """A supervisor killed with SIGKILL leaves no service running behind it."""
+    import os
+    import signal
+    import subprocess
+
+    pid_file = tmp_path / "member.pid"
+    supervisor = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from fleetcare.supervision import ProcessGroup, ProcessSpec\n"
+            f"member = [sys.executable, '-c', \"import os, time; open({str(pid_file)!r}, 'w')"
+            '.write(str(os.getpid())); time.sleep(60)"]\n'
+            "group = ProcessGroup([ProcessSpec('member', member)], env={})\n"
+            "group.start()\n"
+            "time.sleep(60)\n",
+        ]
+    )
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text() != "")
+    member_pid = int(pid_file.read_text())
+    supervisor.send_signal(signal.SIGKILL)
+    supervisor.wait()
+
+    def member_gone() -> bool:
+        try:
+            os.kill(member_pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie (re-parented, not yet reaped) counts as gone.
+        with open(f"/proc/{member_pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1].startswith("Z")
+
+    _wait_for(member_gone)
