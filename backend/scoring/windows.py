@@ -40,15 +40,29 @@ class DueDevice:
     newest: datetime
 
 
+def catalogue_models(conn: psycopg.Connection[Any], machine_type: str) -> list[int]:
+    """Ids of the device models a fleet model serves: named ``machine_type`` or of that kind.
+
+    A manufacturer's catalogue names models by product (``CP-80``) and records the machine
+    type in ``kind``; a fleet model is trained per machine type, so it serves every product
+    of that kind. Each product has its own metric positions, so callers read per model id.
+    """
+    rows = conn.execute(
+        "SELECT id FROM device_models WHERE name = %s OR kind = %s ORDER BY id",
+        (machine_type, machine_type),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def due_devices(
-    conn: psycopg.Connection[Any], device_model: str, since: datetime, until: datetime
+    conn: psycopg.Connection[Any], model_id: int, since: datetime, until: datetime
 ) -> list[DueDevice]:
-    """Devices of ``device_model`` with a reading in ``(last window_end or since, until]``."""
+    """Devices of catalogue model ``model_id`` with a reading in ``(last window_end or since,
+    until]``."""
     rows = conn.execute(
         """
         SELECT d.id, newest.time
         FROM devices d
-        JOIN device_models dm ON dm.id = d.model_id
         LEFT JOIN LATERAL (
             SELECT p.window_end FROM predictions p
             WHERE p.device_id = d.id ORDER BY p.predicted_at DESC LIMIT 1
@@ -59,23 +73,22 @@ def due_devices(
               AND t.time > greatest(last.window_end, %(since)s) AND t.time <= %(until)s
             ORDER BY t.time DESC LIMIT 1
         ) newest
-        WHERE dm.name = %(model)s AND d.status <> 'decommissioned'
+        WHERE d.model_id = %(model)s AND d.status <> 'decommissioned'
         ORDER BY d.id
         """,
-        {"model": device_model, "since": since, "until": until},
+        {"model": model_id, "since": since, "until": until},
     ).fetchall()
     return [DueDevice(int(r[0]), r[1]) for r in rows]
 
 
 def metric_columns(
-    conn: psycopg.Connection[Any], device_model: str, metrics: tuple[str, ...]
+    conn: psycopg.Connection[Any], model_id: int, metrics: tuple[str, ...]
 ) -> dict[int, int]:
     """Catalogue position -> column of the model's window, for the metrics it reads."""
     rows = conn.execute(
         "SELECT m.name, dm.position FROM device_model_metrics dm "
-        "JOIN metrics m ON m.id = dm.metric_id JOIN device_models mo ON mo.id = dm.model_id "
-        "WHERE mo.name = %s",
-        (device_model,),
+        "JOIN metrics m ON m.id = dm.metric_id WHERE dm.model_id = %s",
+        (model_id,),
     ).fetchall()
     by_name = {str(name): int(position) for name, position in rows}
     return {by_name[m]: j for j, m in enumerate(metrics) if m in by_name}

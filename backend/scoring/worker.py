@@ -22,7 +22,13 @@ import psycopg
 from numpy.typing import NDArray
 
 from backend.scoring.metrics import ScoringMetrics
-from backend.scoring.windows import DueDevice, due_devices, metric_columns, read_windows
+from backend.scoring.windows import (
+    DueDevice,
+    catalogue_models,
+    due_devices,
+    metric_columns,
+    read_windows,
+)
 from backend.scoring.writer import PredictionRow, write_predictions
 from models.errors import ModelsError
 from models.fleet.scorer import FAMILY, FleetScorer
@@ -162,13 +168,20 @@ class ScoringWorker:
         done = ModelPass(model.name, model.version, scorer.device_model)
         t0 = time.perf_counter()
         version_id = self._version_id(conn, model)
-        due = due_devices(conn, scorer.device_model, now - self.lookback, now)
-        done.due = len(due)
-        columns = metric_columns(conn, scorer.device_model, scorer.metrics)
+        work: list[tuple[list[DueDevice], dict[int, int]]] = []
+        for model_id in catalogue_models(conn, scorer.device_model):
+            due = due_devices(conn, model_id, now - self.lookback, now)
+            if due:
+                work.append((due, metric_columns(conn, model_id, scorer.metrics)))
+        done.due = sum(len(due) for due, _ in work)
         done.add("find_due", time.perf_counter() - t0)
         horizon = max(1, round(scorer.horizon_hours))
-        for start in range(0, len(due), self.batch_size):
-            batch = due[start : start + self.batch_size]
+        batches = [
+            (due[start : start + self.batch_size], columns)
+            for due, columns in work
+            for start in range(0, len(due), self.batch_size)
+        ]
+        for batch, columns in batches:
             b0 = time.perf_counter()
             scored, skipped = self._score_batch(
                 conn, scorer, batch, columns, version_id, horizon, now, done

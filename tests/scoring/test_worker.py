@@ -41,7 +41,8 @@ class Fleet:
         self.metrics = fleet.daily.metrics
         with psycopg.connect(url, autocommit=True) as conn:
             specs = [MetricSpec(name=m) for m in self.metrics]
-            self.model_id = ensure_device_model(conn, MACHINE_TYPE, MACHINE_TYPE, specs)
+            # A product name, as in a manufacturer's catalogue; the machine type is the kind.
+            self.model_id = ensure_device_model(conn, "CP-80", MACHINE_TYPE, specs)
         self.seq: dict[int, int] = {}
 
     def write(self, name: str, source: str, start: datetime, end: datetime,
@@ -136,7 +137,7 @@ def test_worker_scores_new_data_only_and_flags_the_failing_device(
     # The gap is read as missing days, and the device still reads as healthy.
     assert rows[gapped][1] < 0.2, rows[gapped]
     with psycopg.connect(fresh_database_url) as conn:
-        columns = metric_columns(conn, MACHINE_TYPE, tiny_fleet.daily.metrics)
+        columns = metric_columns(conn, fleet.model_id, tiny_fleet.daily.metrics)
         due = [DueDevice(gapped, end - timedelta(hours=1))]
         windows = read_windows(conn, due, CONFIG.window_days, columns, len(columns))
     missing_days = np.isnan(windows[0]).all(axis=1)
