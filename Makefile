@@ -6,14 +6,16 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 TS_HELPER := tools/timescaledb-wasm
 SETUP_STAMP := $(VENV)/.fleetcare-setup
-DEMO_DURATION ?= 20
+DEMO_DURATION ?= 150
+SOAK_MINUTES ?= 30
 
-.PHONY: setup demo test bench lint clean help
+.PHONY: setup demo test bench soak lint clean help
 
 help:
 	@echo "make demo    run the fleetcare demo on embedded services (DEMO_DURATION=$(DEMO_DURATION) s)"
 	@echo "make test    run the test suite (services + embedded path)"
 	@echo "make bench   run the benchmarks (long) and print figures for docs/benchmarks.md"
+	@echo "make soak    the backend under load and faults for SOAK_MINUTES=$(SOAK_MINUTES) min; report in artifacts/soak/"
 	@echo "make lint    ruff + mypy"
 	@echo "make setup   create $(VENV) with the dev and train extras (torch==2.13.0 CPU) and the TimescaleDB test helper"
 
@@ -37,6 +39,9 @@ test: setup
 
 bench: setup
 	$(PY) -m benchmarks
+
+soak: setup
+	nice -n 10 $(PY) -m benchmarks.soak --minutes $(SOAK_MINUTES) --out artifacts/soak
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import psycopg
 import typer
 from rich.table import Table
 
@@ -23,8 +24,6 @@ from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console
 from fleetcare.config import load_settings
 
 if TYPE_CHECKING:
-    import psycopg
-
     from backend.care.report import OutcomeStats
 
 app = typer.Typer(
@@ -111,12 +110,50 @@ def run(
             _print_pass(report, delivered.delivered if delivered else None)
             return
         deadline = None if duration is None else time.monotonic() + duration
+        reconnect = _Reconnector(conn)
         while deadline is None or time.monotonic() < deadline:
-            report = engine.run_once(conn)
-            delivered = worker.deliver_due(conn) if deliver else None
+            try:
+                report = engine.run_once(reconnect.conn)
+                delivered = worker.deliver_due(reconnect.conn) if deliver else None
+            except psycopg.OperationalError as error:
+                # The database went away (restart, failover): nothing of the failed pass was
+                # committed, so wait for it and run the pass again.
+                reconnect.recover(error, deadline)
+                continue
             if report.predictions or report.health_scores or (delivered and delivered.delivered):
                 _print_pass(report, delivered.delivered if delivered else None)
             time.sleep(settings.poll_interval_s)
+        reconnect.close()
+
+
+class _Reconnector:
+    """Keeps a working connection to the same database, reconnecting with back-off."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self._original = conn
+        self._dsn = conn.info.dsn
+        self._password = conn.info.password
+
+    def recover(self, error: Exception, deadline: float | None) -> None:
+        log = logging.getLogger("fleetcare.care")
+        log.warning("database unavailable (%s); reconnecting", str(error).strip())
+        if self.conn is not self._original:
+            self.conn.close()
+        delay = 0.5
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(delay)
+            try:
+                self.conn = psycopg.connect(self._dsn, password=self._password, connect_timeout=5)
+            except psycopg.OperationalError:
+                delay = min(delay * 2, 10.0)
+                continue
+            log.info("database reachable again")
+            return
+
+    def close(self) -> None:
+        if self.conn is not self._original:
+            self.conn.close()
 
 
 def _print_pass(report: Any, delivered: int | None) -> None:

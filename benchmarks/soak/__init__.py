@@ -1,0 +1,1 @@
+"""Soak: the backend for a long run at a steady rate with faults injected."""
