@@ -18,6 +18,11 @@ BENCHMARKS: dict[str, list[str]] = {
     "firmware-sim": ["benchmarks.firmware_sim.bench_sim"],
     "ingest": ["benchmarks.ingest.bench_ingest"],
     "models-onnx": ["benchmarks.models.onnx_vs_torch"],
+    "gateway": ["benchmarks.gateway.bench_gateway"],
+    "care": ["benchmarks.care.bench_care"],
+    "customers": ["benchmarks.customers.bench_customers"],
+    "dashboards": ["benchmarks.dashboards.bench_panels"],
+    "scoring": ["benchmarks.scoring.bench_scoring"],
 }
 
 

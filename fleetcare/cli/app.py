@@ -60,17 +60,33 @@ def build_app() -> typer.Typer:
 
 def _mount_application_clis(app: typer.Typer) -> None:
     """The command groups of the applications: each owns its sub-app next to its code."""
+    from backend.api.cli import app as api_app
+    from backend.care.cli import app as care_app
+    from backend.customers.cli import app as accounts_app
     from backend.ingest.cli import app as ingest_app
+    from backend.scoring.cli import app as scoring_app
+    from dashboards.cli import app as dashboards_app
     from firmware_sim.cli import app as sim_app
+    from gateway.cli import app as gateway_app
     from models.cli import app as models_app
 
-    app.add_typer(
-        ingest_app, name="ingest", help="MQTT to the database: the service and dead letters."
+    groups: tuple[tuple[typer.Typer, str, str], ...] = (
+        (ingest_app, "ingest", "MQTT to the database: the service and dead letters."),
+        (scoring_app, "score", "Failure predictions for devices with new telemetry."),
+        (care_app, "care", "Care engine: tickets, alerts, notifications, report, tuning."),
+        (
+            accounts_app,
+            "accounts",
+            "Customer accounts: import, identity, quality, health, segments, privacy.",
+        ),
+        (api_app, "api", "HTTP API: serve, OpenAPI spec, users, keys, devices."),
+        (models_app, "models", "Train, evaluate, promote and list models."),
+        (gateway_app, "gateway", "Edge gateway: store-and-forward, Modbus, edge inference."),
+        (dashboards_app, "dashboards", "Grafana dashboards: build and push."),
+        (sim_app, "sim", "Simulated fleet: run live through the SDK, generate history."),
     )
-    app.add_typer(models_app, name="models", help="Train, evaluate, promote and list models.")
-    app.add_typer(
-        sim_app, name="sim", help="Simulated fleet: run live through the SDK, generate history."
-    )
+    for sub_app, name, help_text in groups:
+        app.add_typer(sub_app, name=name, help=help_text)
 
 
 def main() -> None:

@@ -9,9 +9,19 @@ app = typer.Typer(help="Configuration: reference of every setting.", no_args_is_
 
 def reference_sections() -> list[tuple[str, type]]:
     """The settings classes documented in docs/configuration.md, one section each."""
+    from backend.care.settings import CareSettings
+    from backend.customers.settings import CustomersSettings
+    from backend.ingest.settings import IngestSettings
+    from backend.scoring.settings import ScoringSettings
     from backend.settings import BackendSettings
 
-    return [("Backend (`backend.settings.BackendSettings`)", BackendSettings)]
+    return [
+        ("Backend (`backend.settings.BackendSettings`)", BackendSettings),
+        ("Ingest (`backend.ingest.settings.IngestSettings`)", IngestSettings),
+        ("Care (`backend.care.settings.CareSettings`)", CareSettings),
+        ("Customers (`backend.customers.settings.CustomersSettings`)", CustomersSettings),
+        ("Scoring (`backend.scoring.settings.ScoringSettings`)", ScoringSettings),
+    ]
 
 
 @app.command()

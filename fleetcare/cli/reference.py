@@ -23,8 +23,9 @@ OTHER_VARIABLES: tuple[tuple[str, str], ...] = (
 )
 
 
-def env_var(name: str, info: FieldInfo) -> str:
-    return info.alias or f"{ENV_PREFIX}{name}".upper()
+def env_var(name: str, info: FieldInfo, prefix: str = ENV_PREFIX) -> str:
+    """The environment variable of a field: its alias, or the class's prefix + its name."""
+    return info.alias or f"{prefix}{name}".upper()
 
 
 def _cell(text: str) -> str:
@@ -50,10 +51,11 @@ def settings_table(settings_cls: type[FleetcareSettings]) -> list[str]:
         "| environment variable | TOML key | default | description |",
         "|---|---|---|---|",
     ]
+    prefix = str(settings_cls.model_config.get("env_prefix") or ENV_PREFIX)
     for name, info in settings_cls.model_fields.items():
         description = info.description or ""
         lines.append(
-            f"| `{env_var(name, info)}` | `{name}` | {_cell(_default_text(info))} "
+            f"| `{env_var(name, info, prefix)}` | `{name}` | {_cell(_default_text(info))} "
             f"| {_cell(description)} |"
         )
     return lines
