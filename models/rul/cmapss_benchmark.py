@@ -6,14 +6,14 @@ import json
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from models.datasets.cmapss import load_subset
-from models.rul.cmapss_protocol import evaluate_on_test, prepare, run_seed
+from models.rul.cmapss_protocol import AlertTrace, alert_trace, evaluate_on_test, prepare, run_seed
 from models.rul.evaluation import phm08_score, rmse
 from models.rul.training import TrainConfig
 
@@ -41,6 +41,8 @@ class BenchmarkResult:
     config: dict[str, object]
     data_sha256: str
     machine: str
+    alerts: dict[str, object] = field(default_factory=dict)
+    """First seed's risk head at every test cycle (``AlertTrace``), for the report."""
 
     def summary(self) -> dict[str, float]:
         rmse, score = np.array(self.rmse), np.array(self.score)
@@ -94,6 +96,7 @@ def run_benchmark(
     prepared = prepare(data)
     config = config or default_config(subset)
     results, tails = [], []
+    trace: AlertTrace | None = None
     for seed in seeds:
         started = time.perf_counter()
         result = run_seed(prepared, replace(config, seed=seed))
@@ -105,6 +108,8 @@ def run_benchmark(
             time.perf_counter() - started,
         )  # fmt: skip
         results.append(result)
+        if trace is None:
+            trace = alert_trace(result.ensemble, prepared)
     return BenchmarkResult(
         subset=subset,
         seeds=seeds,
@@ -118,4 +123,17 @@ def run_benchmark(
         config=asdict(config),
         data_sha256=data.sha256,
         machine=f"{platform.machine()}, torch {torch.__version__}, {config.threads} thread(s)",
+        alerts=_alerts_json(trace, config) if trace is not None else {},
     )
+
+
+def _alerts_json(trace: AlertTrace, config: TrainConfig) -> dict[str, object]:
+    return {
+        "horizon": config.horizon,
+        "threshold": 0.5,
+        "risk": [round(float(v), 5) for v in trace.risk],
+        "label": [int(v) for v in trace.label],
+        "lead_times": [float(v) for v in trace.lead_times],
+        "units_alerted": trace.units_alerted,
+        "units_in_horizon": trace.units_in_horizon,
+    }

@@ -22,7 +22,7 @@ from models.manifest import Normalisation
 from models.rul.evaluation import phm08_score, rmse
 from models.rul.normalise import fit_normalisation, normalise
 from models.rul.training import SequenceData, TrainConfig, TrainedEnsemble, predict, train_ensemble
-from models.rul.windows import last_windows
+from models.rul.windows import last_windows, sliding_windows
 
 
 @dataclass(frozen=True)
@@ -121,4 +121,65 @@ def run_seed(prepared: PreparedSubset, config: TrainConfig, tail: int = 1) -> Se
         true=prepared.test_rul,
         seconds=time.perf_counter() - started,
         ensemble=ensemble,
+    )
+
+
+@dataclass(frozen=True)
+class AlertTrace:
+    """The risk head at every cycle of every test unit, against the known failure time.
+
+    Attributes:
+        risk: predicted probability of failing within the horizon, per (unit, cycle).
+        label: 1 where the unit's true RUL at that cycle is within the horizon.
+        lead_times: per test unit with a correct alert, the true RUL (cycles to failure)
+            at its first correct alert (risk >= ``threshold`` while the label is 1).
+        units_alerted: how many of the units that enter the horizon get such an alert.
+        units_in_horizon: test units whose observed cycles reach the horizon.
+    """
+
+    risk: NDArray[np.float32]
+    label: NDArray[np.int64]
+    lead_times: NDArray[np.float64]
+    units_alerted: int
+    units_in_horizon: int
+
+
+def alert_trace(
+    ensemble: TrainedEnsemble, prepared: PreparedSubset, threshold: float = 0.5
+) -> AlertTrace:
+    """Score every cycle of every test unit: its failure is ``RUL`` cycles after the last one."""
+    spec = ensemble.config.window_spec
+    n_units = len(prepared.test_sequences)
+    risks, true_ruls, owners = [], [], []
+    for first in range(0, n_units, 20):  # every cycle of 20 units at a time bounds memory
+        chunk = list(range(first, min(first + 20, n_units)))
+        windows = sliding_windows(
+            [prepared.test_sequences[i] for i in chunk],
+            spec,
+            [prepared.test_ages[i] for i in chunk] if spec.age_scale is not None else None,
+            min_history=1,
+        )
+        _, chunk_risk, _ = predict(ensemble, windows.inputs)
+        owner = np.asarray(chunk, dtype=np.int64)[windows.sequence]
+        length = np.array([len(prepared.test_sequences[i]) for i in chunk])[windows.sequence]
+        true_ruls.append(prepared.test_rul[owner] + (length - 1) - windows.end_index)
+        risks.append(chunk_risk)
+        owners.append(owner)
+    risk = np.concatenate(risks)
+    true_rul = np.concatenate(true_ruls)
+    sequence = np.concatenate(owners)
+    label = (true_rul <= ensemble.config.horizon).astype(np.int64)
+    correct = (risk >= threshold) & (label == 1)
+    lead_times = []
+    for unit in range(n_units):
+        rows = np.flatnonzero((sequence == unit) & correct)
+        if rows.size:
+            lead_times.append(float(true_rul[rows[0]]))
+    in_horizon = int(np.unique(sequence[label == 1]).size)
+    return AlertTrace(
+        risk=risk,
+        label=label,
+        lead_times=np.asarray(lead_times, dtype=np.float64),
+        units_alerted=len(lead_times),
+        units_in_horizon=in_horizon,
     )

@@ -31,6 +31,14 @@ class RulNet(nn.Module):
         self.risk_head = nn.Linear(width, 1)
         self.mode_head = nn.Linear(width, max(1, n_modes))
 
+    def convolutions(self) -> list[nn.Conv1d]:
+        return [layer for layer in self.body if isinstance(layer, nn.Conv1d)]
+
+    def trunk_linear(self) -> nn.Linear:
+        layer = self.trunk[0]
+        assert isinstance(layer, nn.Linear)
+        return layer
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.body(x.transpose(1, 2))
         weights = torch.softmax(self.attention(h), dim=2)
@@ -56,3 +64,80 @@ class ServingHeads(nn.Module):
             modes.append(torch.softmax(mode, dim=1))
         rul_mean = torch.clamp(torch.stack(ruls).mean(dim=0), min=0.0) * self.rul_cap
         return rul_mean, torch.stack(risks).mean(dim=0), torch.stack(modes).mean(dim=0)
+
+
+def _bias(layer: nn.Conv1d | nn.Conv2d | nn.Linear) -> torch.Tensor:
+    assert layer.bias is not None
+    return layer.bias
+
+
+class EnsembleGraph(nn.Module):
+    """The same function as ``ServingHeads``, with the members merged into one graph.
+
+    Layer by layer the members run as one convolution: the first layer's filters are
+    concatenated (one larger GEMM), the later layers and the attention are grouped
+    convolutions (one group per member), and the dense layers are batched matrix
+    products over the member axis. The convolutions are 2-D with a ``(1, k)`` kernel over
+    ``(batch, channels, 1, length)`` so that onnxruntime's blocked-layout (NCHWc)
+    kernels apply; ``channel_multiple`` pads the input channels with zeros (and the first
+    layer's filters with zero weights) to a multiple of the block size, so that the first
+    layer runs blocked too (16: AVX-512; 8 would do for AVX2). Dropout is left out: this
+    module only serves (eval mode).
+    """
+
+    def __init__(
+        self, members: list[RulNet], rul_cap: float, length: int, channel_multiple: int = 1
+    ) -> None:
+        super().__init__()
+        first = members[0]
+        n, width = len(members), first.rul_head.in_features
+        channels = first.convolutions()[0].in_channels
+        self.n_members, self.width, self.length, self.rul_cap = n, width, length, rul_cap
+        self.n_modes = first.mode_head.out_features
+        self.extra_channels = -channels % channel_multiple
+        self.conv1 = nn.Conv2d(channels + self.extra_channels, n * width, (1, 5), padding=(0, 2))
+        self.conv2 = nn.Conv2d(n * width, n * width, (1, 5), padding=(0, 2), groups=n)
+        self.conv3 = nn.Conv2d(n * width, n * width, (1, 3), padding=(0, 1), groups=n)
+        self.attention = nn.Conv2d(n * width, n, (1, 1), groups=n)
+        heads = [[m.rul_head, m.risk_head, m.mode_head] for m in members]
+        with torch.no_grad():
+            self.conv1.weight.zero_()
+            for conv, index in ((self.conv1, 0), (self.conv2, 1), (self.conv3, 2)):
+                layers = [m.convolutions()[index] for m in members]
+                weight = torch.cat([c.weight for c in layers]).unsqueeze(2)
+                conv.weight[:, : weight.shape[1]].copy_(weight)
+                _bias(conv).copy_(torch.cat([_bias(c) for c in layers]))
+            self.attention.weight.copy_(
+                torch.cat([m.attention.weight for m in members]).unsqueeze(2)
+            )
+            _bias(self.attention).copy_(torch.cat([_bias(m.attention) for m in members]))
+            trunks = [m.trunk_linear() for m in members]
+            self.trunk_weight = nn.Parameter(torch.stack([t.weight.t() for t in trunks]).clone())
+            self.trunk_bias = nn.Parameter(
+                torch.stack([_bias(t) for t in trunks]).unsqueeze(1).clone()
+            )
+            self.head_weight = nn.Parameter(
+                torch.stack([torch.cat([h.weight for h in hs]).t() for hs in heads]).clone()
+            )
+            self.head_bias = nn.Parameter(
+                torch.stack([torch.cat([_bias(h) for h in hs]) for hs in heads])
+                .unsqueeze(1)
+                .clone()
+            )
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n, width, length = self.n_members, self.width, self.length
+        if self.extra_channels:
+            x = nn.functional.pad(x, (0, self.extra_channels))
+        h = torch.relu(self.conv1(x.transpose(1, 2).unsqueeze(2)))
+        h = torch.relu(self.conv3(torch.relu(self.conv2(h))))
+        weights = torch.softmax(self.attention(h).reshape(-1, n, 1, length), dim=3)
+        h = h.reshape(-1, n, width, length)
+        pooled = torch.cat([(h * weights).sum(dim=3), h[:, :, :, length - 1]], dim=2)
+        z = torch.relu(torch.matmul(pooled.transpose(0, 1), self.trunk_weight) + self.trunk_bias)
+        out = torch.matmul(z, self.head_weight) + self.head_bias
+        rul = torch.clamp(out[:, :, 0].mean(dim=0), min=0.0) * self.rul_cap
+        risk = torch.sigmoid(out[:, :, 1]).mean(dim=0)
+        modes = torch.softmax(out[:, :, 2:], dim=2).mean(dim=0)
+        return rul, risk, modes

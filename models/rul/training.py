@@ -6,6 +6,7 @@ import copy
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from models.manifest import WindowSpec
-from models.rul.network import RulNet, ServingHeads
+from models.rul.network import EnsembleGraph, RulNet, ServingHeads
 from models.rul.windows import n_channels, sliding_windows
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ class TrainConfig:
     min_history: int | None = None
     threads: int = 2
     seed: int = 0
+    loss: Literal["mse", "huber"] = "mse"
+    huber_delta: float = 0.1
+    """In units of the RUL cap (0.1 x 125 = 12.5 cycles)."""
+    schedule: Literal["exponential", "cosine"] = "exponential"
+    """``exponential``: lr x ``lr_decay`` per epoch; ``cosine``: from lr to 0 over ``epochs``."""
 
     @property
     def window_spec(self) -> WindowSpec:
@@ -75,6 +81,12 @@ class TrainedEnsemble:
         module.eval()
         return module
 
+    def export_module(self, channel_multiple: int = 16) -> EnsembleGraph:
+        """The same function as ``serving_module`` as one merged graph: what is exported."""
+        return EnsembleGraph(
+            self.members, self.config.rul_cap, self.config.window, channel_multiple
+        )
+
 
 def _tensors(
     data: SequenceData, indices: NDArray[np.int64], config: TrainConfig
@@ -105,7 +117,10 @@ def _loss(
 ) -> torch.Tensor:
     x, rul, risk, mode = batch
     rul_hat, risk_logit, mode_logits = net(x)
-    loss = nn.functional.mse_loss(rul_hat, rul)
+    if config.loss == "huber":
+        loss = nn.functional.huber_loss(rul_hat, rul, delta=config.huber_delta)
+    else:
+        loss = nn.functional.mse_loss(rul_hat, rul)
     loss = loss + config.risk_weight * nn.functional.binary_cross_entropy_with_logits(
         risk_logit, risk
     )
@@ -147,7 +162,11 @@ def train_ensemble(data: SequenceData, config: TrainConfig, n_modes: int = 1) ->
         optimiser = torch.optim.Adam(
             net.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-        schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=config.lr_decay)
+        schedule: torch.optim.lr_scheduler.LRScheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.epochs)
+            if config.schedule == "cosine"
+            else torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=config.lr_decay)
+        )
         best, best_state, stale = float("inf"), copy.deepcopy(net.state_dict()), 0
         started = time.perf_counter()
         generator = torch.Generator().manual_seed(config.seed * 1000 + member)
@@ -189,7 +208,7 @@ def predict(
     ensemble: TrainedEnsemble, inputs: NDArray[np.float32]
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
     """RUL (time units), risk within the horizon and mode probabilities, with torch."""
-    module = ensemble.serving_module()
-    with torch.no_grad():
+    module = ensemble.export_module()
+    with torch.inference_mode():
         rul, risk, modes = module(torch.from_numpy(inputs))
     return rul.numpy(), risk.numpy(), modes.numpy()

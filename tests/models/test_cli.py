@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 pytest.importorskip("torch")
 
 from models.cli import app
+from models.datasets.cmapss import load_subset
 
 runner = CliRunner()
 
@@ -54,21 +55,37 @@ def test_benchmark_cmapss_writes_its_result(cmapss_dir: Path, tmp_path: Path) ->
         app, ["report", "--out", str(tmp_path / "rep"), "--cmapss-json", str(out)]
     )
     assert report.exit_code == 0, report.output
-    assert (tmp_path / "rep" / "rul_predicted_vs_true.png").stat().st_size > 1000
+    for plot in (
+        "rul_predicted_vs_true.png",
+        "cmapss_precision_recall.png",
+        "cmapss_lead_time.png",
+    ):
+        assert (tmp_path / "rep" / plot).stat().st_size > 1000
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "median lead time" in text and "![lead time](cmapss_lead_time.png)" in text
+    alerts = saved["alerts"]
+    cycles = sum(len(u) for u in load_subset(cmapss_dir, "FD001").test)
+    assert len(alerts["risk"]) == len(alerts["label"]) == cycles  # every test cycle scored
+    assert alerts["units_alerted"] <= alerts["units_in_horizon"] <= 12
 
 
 @pytest.mark.parametrize(
-    ("subset", "conditions"),
+    ("subset", "conditions", "fault_modes"),
     [
-        pytest.param("FD002", 6, marks=pytest.mark.slow),
-        ("FD004", 6),
-        pytest.param("FD003", 1, marks=pytest.mark.slow),
+        pytest.param("FD002", 6, 1, marks=pytest.mark.slow),
+        ("FD004", 6, 2),
+        pytest.param("FD003", 1, 2, marks=pytest.mark.slow),
     ],
 )
-def test_every_subset_layout_runs(tmp_path: Path, subset: str, conditions: int) -> None:
+def test_every_subset_layout_runs(
+    tmp_path: Path, subset: str, conditions: int, fault_modes: int
+) -> None:
     from tests.models.conftest import write_cmapss
 
-    folder = write_cmapss(tmp_path, subset, units=8, conditions=conditions)
+    folder = write_cmapss(
+        tmp_path, subset, units=8, conditions=conditions, fault_modes=fault_modes,
+        shortest_test=19,
+    )  # fmt: skip
     out = tmp_path / "bench.json"
     result = runner.invoke(
         app,
@@ -76,3 +93,7 @@ def test_every_subset_layout_runs(tmp_path: Path, subset: str, conditions: int) 
          "--seeds", "1", "--epochs", "1", "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    predicted = saved["predicted"][0]
+    assert len(predicted) == 8 and all(0 <= p <= 125 for p in predicted)
+    assert saved["config"]["window"] > 19  # the 19-cycle unit was padded, not dropped

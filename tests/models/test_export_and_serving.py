@@ -45,6 +45,36 @@ def test_onnx_matches_torch_on_fresh_random_inputs(
         assert parity_error(tiny_ensemble, path, batch=batch) <= 1e-4
 
 
+def test_merged_graph_computes_what_the_members_compute(tiny_ensemble: TrainedEnsemble) -> None:
+    inputs = torch.from_numpy(
+        np.random.default_rng(3).normal(size=(64, 20, tiny_ensemble.n_channels)).astype("f4")
+    )
+    with torch.inference_mode():
+        members = tiny_ensemble.serving_module()(inputs)
+        merged = tiny_ensemble.export_module()(inputs)
+    for expected, got in zip(members, merged, strict=True):
+        assert torch.allclose(expected, got, atol=1e-5)
+    assert float(members[0].std()) > 0  # trained outputs vary from unit to unit
+
+
+def test_the_ensemble_is_exported_as_one_graph(
+    tiny_ensemble: TrainedEnsemble, tmp_path: Path
+) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    path = tmp_path / "model.onnx"
+    export_sequence_onnx(tiny_ensemble, path)
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert ops.count("Conv") == 4  # three layers + attention, both members together
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    options.log_severity_level = 3
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    optimised = [node.op_type for node in onnx.load(str(tmp_path / "optimised.onnx")).graph.node]
+    assert optimised.count("Transpose") <= 1 and "Slice" not in optimised
+
+
 def test_training_registers_a_candidate_that_serves_like_the_benchmark(
     cmapss_dir: Path, tmp_path: Path
 ) -> None:
