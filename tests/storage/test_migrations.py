@@ -17,6 +17,9 @@ from backend.storage.migrator import (
 )
 from fleetcare.errors import ServiceUnavailableError
 
+#: Every migration in the package, in order (the same list for both dialects).
+ALL_MIGRATIONS = [m.label for m in load_migrations("postgres")]
+
 pytestmark = pytest.mark.services
 
 EXPECTED_TABLES = {
@@ -70,17 +73,17 @@ def _tables(url: str) -> set[str]:
 def test_first_run_applies_everything_and_second_run_nothing(fresh_database_url: str) -> None:
     first = apply_migrations(fresh_database_url)
     assert first.dialect == "postgres"
-    assert first.applied == ["0001_core", "0002_timeseries"]
+    assert first.applied == ALL_MIGRATIONS
     assert first.already_applied == 0
     assert _tables(fresh_database_url) >= EXPECTED_TABLES
 
     second = apply_migrations(fresh_database_url)
     assert second.applied == []
-    assert second.already_applied == 2
+    assert second.already_applied == len(ALL_MIGRATIONS)
 
     status = migration_status(fresh_database_url)
     assert status.dialect == "postgres"
-    assert [m.version for m in status.applied] == [1, 2]
+    assert [f"{m.version:04d}_{m.name}" for m in status.applied] == ALL_MIGRATIONS
     assert status.pending == []
 
 
@@ -88,7 +91,7 @@ def test_status_before_migrating_lists_everything_pending(fresh_database_url: st
     status = migration_status(fresh_database_url)
     assert status.dialect is None
     assert status.applied == []
-    assert status.pending == ["0001_core", "0002_timeseries"]
+    assert status.pending == ALL_MIGRATIONS
 
 
 def test_concurrent_migrators_apply_each_migration_once(fresh_database_url: str) -> None:
@@ -110,9 +113,11 @@ def test_concurrent_migrators_apply_each_migration_once(fresh_database_url: str)
         thread.join(60)
     assert errors == []
     applied = [name for run in results for name in run.applied]  # type: ignore[attr-defined]
-    assert sorted(applied) == ["0001_core", "0002_timeseries"]
+    assert sorted(applied) == ALL_MIGRATIONS
     with psycopg.connect(fresh_database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM fleetcare_migrations").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM fleetcare_migrations").fetchone() == (
+            len(ALL_MIGRATIONS),
+        )
 
 
 def test_edited_migration_is_refused(fresh_database_url: str) -> None:
