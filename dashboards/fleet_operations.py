@@ -1,8 +1,9 @@
 """Fleet operations: is data flowing, fast and complete, and are the services healthy?
 
 Ingest, lag, broker and database-write health come from the ingest's Prometheus metrics
-(``backend/ingest/metrics.py``); what landed, dead letters, liveness, scoring latency and
-webhook delivery come from the tables the services write.
+(``backend/ingest/metrics.py``), scoring latency and predictions made from the scoring
+worker's (``backend/scoring/metrics.py``); what landed, dead letters, liveness and webhook
+delivery come from the tables the services write.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from dashboards.ranges import FLEET
 __all__ = ["fleet_operations"]
 
 RATE = "[$__rate_interval]"
+# The scoring worker passes every few minutes (FLEETCARE_SCORING_INTERVAL_S, 300 s by
+# default): its series move once a pass, so they are read over an hour of passes.
+HOUR = "[1h]"
 
 
-def _quantile(q: float, metric: str) -> PromTarget:
+def _quantile(q: float, metric: str, what: str = "", window: str = RATE) -> PromTarget:
     return PromTarget(
-        f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{RATE})))",
-        legend=f"p{round(q * 100)}",
+        f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{window})))",
+        legend=f"{what}p{round(q * 100)}",
     )
 
 
@@ -76,25 +80,6 @@ FROM pg_stat_database
 WHERE datname = current_database()
 """
 
-SCORING_LATENCY = """
-SELECT "time",
-       extract(epoch FROM latency[1]) AS p50,
-       extract(epoch FROM latency[2]) AS p95,
-       extract(epoch FROM slowest) AS max,
-       predictions
-FROM (
-    SELECT $__timeGroupAlias(predicted_at, $__interval),
-           percentile_disc(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY predicted_at - window_end)
-               AS latency,
-           max(predicted_at - window_end) AS slowest,
-           count(*) AS predictions
-    FROM predictions
-    WHERE $__timeFilter(predicted_at)
-    GROUP BY 1
-) per_interval
-ORDER BY 1
-"""
-
 WEBHOOK_DELIVERY = """
 SELECT $__timeGroupAlias(created_at, $__interval),
        count(*) FILTER (WHERE delivered_at IS NOT NULL) AS delivered,
@@ -127,6 +112,7 @@ WHERE delivered_at IS NULL AND dead_lettered_at IS NULL
 
 def fleet_operations() -> Dashboard:
     ingest = "fleetcare_ingest_"
+    scoring = "fleetcare_scoring_"
     return Dashboard(
         uid="fleetcare-fleet-ops",
         title="fleetcare / Fleet operations",
@@ -241,12 +227,35 @@ def fleet_operations() -> Dashboard:
             Panel(
                 "Scoring latency",
                 "timeseries",
-                [SqlTarget(SCORING_LATENCY, ("time", "p50", "p95", "max", "predictions"))],
-                description="Seconds from the end of a scored window to the stored "
-                "prediction (predictions), and predictions made per interval (right axis).",
+                [
+                    *(_quantile(q, f"{scoring}batch_seconds", "batch ", HOUR) for q in (0.5, 0.95)),
+                    _quantile(0.95, f"{scoring}pass_seconds", "pass ", HOUR),
+                ],
+                description="Seconds per batch of the scoring worker (read the windows, score, "
+                "write the predictions), 50th and 95th percentiles, and the 95th percentile of "
+                "a whole pass, over the last hour of passes.",
                 unit="s",
-                right_axis=("predictions",),
-                overrides_unit=(("predictions", "short"),),
+            ),
+            Panel(
+                "Predictions made",
+                "timeseries",
+                [
+                    PromTarget(
+                        f"sum by (model) (increase({scoring}devices_scored_total{HOUR}))",
+                        legend="scored {{model}}",
+                    ),
+                    PromTarget(
+                        f"sum by (model) (increase({scoring}devices_skipped_total{HOUR}))",
+                        legend="skipped {{model}}",
+                    ),
+                    PromTarget(
+                        f"sum by (kind) (increase({scoring}errors_total{HOUR}))",
+                        legend="failed passes {{kind}}",
+                    ),
+                ],
+                description="Devices scored (predictions written) and skipped (no daily mean "
+                "in the window) in the last hour, by model, and failed scoring passes by kind.",
+                unit="short",
                 width=24,
             ),
             Panel(

@@ -20,8 +20,14 @@ def services() -> dict[str, dict[str, Any]]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]  # type: ignore[no-any-return]
 
 
-def test_prometheus_scrapes_the_port_the_ingest_serves(services: dict[str, Any]) -> None:
-    port = str(services["ingest"]["environment"]["FLEETCARE_INGEST_METRICS_PORT"])
+@pytest.mark.parametrize(
+    ("service", "port_variable"),
+    [("ingest", "FLEETCARE_INGEST_METRICS_PORT"), ("score", "FLEETCARE_SCORING_METRICS_PORT")],
+)
+def test_prometheus_scrapes_the_port_each_service_serves(
+    services: dict[str, Any], service: str, port_variable: str
+) -> None:
+    port = str(services[service]["environment"][port_variable])
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     targets = {
         target
@@ -29,8 +35,8 @@ def test_prometheus_scrapes_the_port_the_ingest_serves(services: dict[str, Any])
         for static in job["static_configs"]
         for target in static["targets"]
     }
-    assert f"ingest:{port}" in targets
-    assert port in {str(p) for p in services["ingest"]["expose"]}
+    assert f"{service}:{port}" in targets
+    assert port in {str(p) for p in services[service]["expose"]}
 
 
 def test_grafana_waits_for_its_data_sources(services: dict[str, Any]) -> None:

@@ -223,8 +223,9 @@ def test_sensor_history_from_rollups_matches_raw_averages(loaded: Loaded) -> Non
     _columns, rows = _run(loaded.conn, expand(target.sql, context))
     assert len(rows) >= 24
     device = variables["device"].values[0]
-    raw = dict(
-        loaded.conn.execute(
+    raw: dict[object, object] = {
+        row[0]: row[1]
+        for row in loaded.conn.execute(
             "SELECT floor(extract(epoch FROM t.time) / 3600) * 3600, avg(t.vals[dm.position]) "
             "FROM telemetry t JOIN devices d ON d.id = t.device_id "
             "JOIN device_model_metrics dm ON dm.model_id = d.model_id "
@@ -232,7 +233,7 @@ def test_sensor_history_from_rollups_matches_raw_averages(loaded: Loaded) -> Non
             f"WHERE t.device_id = {device} AND m.name = %s GROUP BY 1",
             (variables["metric"].values[0],),
         ).fetchall()
-    )
+    }
     for bucket, _metric, value in rows:
         epoch = bucket.timestamp() if isinstance(bucket, datetime) else bucket
         key = next(k for k in raw if float(str(k)) == float(str(epoch)))
