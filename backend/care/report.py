@@ -6,7 +6,10 @@
   first failure event of the device at or after the ticket, else the resolution time).
 * Missed failures: failure events (``device_events`` of the configured kinds) with no ticket
   for their device in the look-back before them; attributed to the model version of the
-  device's latest prediction before the failure.
+  device's latest prediction before the failure, and to every ticket rule in force at the
+  failure (per rule name, the newest version created at or before the failure, if that
+  version is enabled; ``no rule`` when none was). Ticket rules apply to every device, so
+  every device kind falls under each of them; alert rules raise no tickets and miss nothing.
 * Playbook: per alert kind and CSM action, what the account did next (renewed, expanded,
   churned, or not decided yet), from ``account_outcomes``.
 """
@@ -23,6 +26,8 @@ from pydantic import BaseModel
 
 POSITIVE_OUTCOMES = ("failure_confirmed", "failure_prevented")
 RESOLVED_OUTCOMES = (*POSITIVE_OUTCOMES, "no_fault_found")
+#: The group of tickets raised by no rule, and of missed failures no ticket rule was in force for.
+NO_RULE = "no rule"
 
 
 class OutcomeStats(BaseModel):
@@ -65,7 +70,7 @@ class CareReport(BaseModel):
 _TICKETS = """
 SELECT t.id, t.status, t.outcome, t.created_at, t.resolved_at, t.device_id,
        COALESCE(mv.name || ' ' || mv.version, 'no model') AS model_version,
-       COALESCE(r.name || ' v' || r.version, 'no rule') AS rule,
+       COALESCE(r.name || ' v' || r.version, %(no_rule)s) AS rule,
        (SELECT min(e.time) FROM device_events e
          WHERE e.device_id = t.device_id AND e.kind = ANY(%(kinds)s)
            AND e.time >= t.created_at) AS failure_at
@@ -81,6 +86,11 @@ SELECT e.device_id, e.time,
                  JOIN model_versions mv ON mv.id = p.model_version_id
                  WHERE p.device_id = e.device_id AND p.predicted_at <= e.time
                  ORDER BY p.predicted_at DESC LIMIT 1), 'no model') AS model_version,
+       ARRAY(SELECT v.label FROM (
+               SELECT DISTINCT ON (r.name) r.name || ' v' || r.version AS label, r.enabled
+               FROM care_rules r WHERE r.target = 'ticket' AND r.created_at <= e.time
+               ORDER BY r.name, r.version DESC) v
+             WHERE v.enabled ORDER BY v.label) AS rules,
        EXISTS (SELECT 1 FROM tickets t WHERE t.device_id = e.device_id
                AND t.created_at <= e.time AND t.created_at >= e.time - %(lookback)s) AS caught
 FROM device_events e
@@ -133,7 +143,13 @@ def care_report(
 ) -> CareReport:
     """The closed-loop figures of tickets and alerts created in ``[since, until)``."""
     kinds = list(failure_event_kinds)
-    window = {"since": since, "until": until, "kinds": kinds, "lookback": missed_lookback}
+    window = {
+        "since": since,
+        "until": until,
+        "kinds": kinds,
+        "lookback": missed_lookback,
+        "no_rule": NO_RULE,
+    }
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(_TICKETS, window)
         tickets = cur.fetchall()
@@ -142,12 +158,16 @@ def care_report(
         cur.execute(_PLAYBOOK, window)
         alerts = cur.fetchall()
     missed_by_model: dict[str, int] = {}
+    missed_by_rule: dict[str, int] = {}
     for failure in failures:
-        if not failure["caught"]:
-            key = failure["model_version"]
-            missed_by_model[key] = missed_by_model.get(key, 0) + 1
+        if failure["caught"]:
+            continue
+        key = failure["model_version"]
+        missed_by_model[key] = missed_by_model.get(key, 0) + 1
+        for rule in failure["rules"] or [NO_RULE]:
+            missed_by_rule[rule] = missed_by_rule.get(rule, 0) + 1
     by_model = sorted({row["model_version"] for row in tickets} | set(missed_by_model))
-    by_rule = sorted({row["rule"] for row in tickets})
+    by_rule = sorted({row["rule"] for row in tickets} | set(missed_by_rule))
     playbook: dict[tuple[str, str], list[str | None]] = {}
     for alert in alerts:
         playbook.setdefault((alert["kind"], alert["action"]), []).append(alert["account_outcome"])
@@ -179,7 +199,14 @@ def care_report(
             )
             for name in by_model
         ],
-        by_rule=[_stats(name, [row for row in tickets if row["rule"] == name]) for name in by_rule],
+        by_rule=[
+            _stats(
+                name,
+                [row for row in tickets if row["rule"] == name],
+                missed_by_rule.get(name, 0),
+            )
+            for name in by_rule
+        ],
         missed_failures=sum(missed_by_model.values()),
         failures=len(failures),
         playbook=rows,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -11,7 +11,9 @@ import pytest
 from backend.care.engine import CareEngine
 from backend.care.errors import RuleError
 from backend.care.lifecycle import record_outcome, transition_alert, transition_ticket
-from backend.care.report import care_report
+from backend.care.report import NO_RULE, care_report
+from backend.care.rule_definitions import FailureRiskRule, RuleSpec
+from backend.care.rule_store import create_rule_version, list_rules, set_rule_enabled
 from backend.care.tuning import apply_suggestion, suggest_threshold
 from tests.care.conftest import (
     T0,
@@ -65,6 +67,8 @@ def test_report_counts_precision_lead_time_missed_failures_and_playbook(
     _work(conn, south[0], "failure_confirmed", clock)
     for device in south[1:4]:
         _work(conn, device, "no_fault_found", clock)
+    # the rules were stored (database clock) before the first failure
+    conn.execute("UPDATE care_rules SET created_at = %s", (T0 - timedelta(days=1),))
     _failure(conn, north[0], 50)  # caught: its ticket is 50 h older
     _failure(conn, north[4], 20)  # missed: no ticket before it
     # CSM playbook: fleet alerts handled with different actions, then the accounts decide
@@ -98,12 +102,72 @@ def test_report_counts_precision_lead_time_missed_failures_and_playbook(
     assert (report.failures, report.missed_failures) == (2, 1)
     assert [s.group for s in report.by_rule] == ["failure-risk v1"]
     assert report.by_rule[0].failure_confirmed == 2 and report.by_rule[0].no_fault_found == 4
+    assert report.by_rule[0].missed_failures == 1
     playbook = {(row.alert_kind, row.action): row for row in report.playbook}
     assert playbook["fleet_risk", "call"].renewed == 1
     assert playbook["fleet_risk", "call"].save_rate == 1.0
     assert playbook["fleet_risk", "discount"].churned == 1
     assert playbook["fleet_risk", "discount"].save_rate == 0.0
     assert playbook["device_risk", "none"].alerts == 4  # north tickets were urgent enough
+
+
+def _rule_version(
+    conn: psycopg.Connection[Any], name: str, threshold: float, created_at: datetime
+) -> int:
+    """A new version of ticket rule ``name`` (the default catalogue), stored at ``created_at``."""
+    (base,) = list_rules(conn, name="failure-risk")
+    assert isinstance(base.definition, FailureRiskRule)
+    definition = base.definition.model_copy(update={"risk_threshold": threshold})
+    stored = create_rule_version(conn, RuleSpec(name=name, definition=definition), actor="ops")
+    conn.execute("UPDATE care_rules SET created_at = %s WHERE id = %s", (created_at, stored.id))
+    conn.commit()
+    return stored.id
+
+
+def test_missed_failures_count_against_the_ticket_rules_in_force_at_the_failure(
+    conn: psycopg.Connection[Any], clock: MovableClock
+) -> None:
+    fleet = seed_fleet(conn, devices_per_site=3)
+    conn.execute(
+        "SELECT fleetcare_ensure_partitions('device_events', %s, %s)",
+        (T0 - timedelta(days=30), T0 + timedelta(days=40)),
+    )
+    # failure-risk v1 from T0 - 10 d, v2 from T0 + 5 d; pump-watch v1 from T0 + 8 d, disabled
+    # later; the alert rules (health-drop, fleet-risk, ...) raise no tickets and miss nothing.
+    conn.execute("UPDATE care_rules SET created_at = %s", (T0 - timedelta(days=10),))
+    conn.commit()
+    _rule_version(conn, "failure-risk", 0.8, T0 + timedelta(days=5))
+    watch = _rule_version(conn, "pump-watch", 0.6, T0 + timedelta(days=8))
+    set_rule_enabled(conn, watch, False, actor="ops")
+    conn.commit()
+    caught = fleet.devices[fleet.site_ids[0]][0]
+    CareEngine(care_settings(), clock=clock).process_prediction(
+        conn, add_prediction(conn, caught, risk=0.95)
+    )
+    conn.commit()
+    quiet = fleet.devices[fleet.site_ids[1]]
+    _failure(conn, quiet[0], -24 * 12)  # before any rule: no rule was in force
+    _failure(conn, quiet[0], 24 * 2)  # failure-risk v1
+    _failure(conn, quiet[1], 24 * 6)  # failure-risk v2
+    _failure(conn, quiet[2], 24 * 9)  # failure-risk v2 (pump-watch v1 is disabled)
+    _failure(conn, caught, 24 * 3)  # its ticket came first: not missed, no rule charged
+
+    report = care_report(conn, since=T0 - timedelta(days=20), until=T0 + timedelta(days=20))
+
+    assert (report.failures, report.missed_failures) == (5, 4)
+    missed = {s.group: s.missed_failures for s in report.by_rule}
+    assert missed == {NO_RULE: 1, "failure-risk v1": 1, "failure-risk v2": 2}
+    # the engine raised the ticket with the newest enabled version, whatever the clock
+    assert {s.group: s.tickets for s in report.by_rule}["failure-risk v2"] == 1
+    assert sum(s.missed_failures or 0 for s in report.by_model_version) == 4
+
+    set_rule_enabled(conn, watch, True, actor="ops")
+    conn.commit()
+    again = care_report(conn, since=T0 - timedelta(days=20), until=T0 + timedelta(days=20))
+    missed = {s.group: s.missed_failures for s in again.by_rule}
+    # one failure, two rules in force: it counts against each (the overall total stays 4)
+    assert missed == {NO_RULE: 1, "failure-risk v1": 1, "failure-risk v2": 2, "pump-watch v1": 1}
+    assert again.missed_failures == 4
 
 
 def test_tuning_suggests_the_lowest_threshold_meeting_the_target_and_applies_only_on_request(
