@@ -7,15 +7,17 @@ and builds it once at start-up with :func:`load_settings`. Nothing is read at im
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -86,6 +88,53 @@ class FleetcareSettings(BaseSettings):
         if config_file is not None:
             sources.append(_OwnKeysToml(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+
+class _TomlTable(InitSettingsSource):
+    """One ``[table]`` of the fleetcare TOML file (an absent table gives nothing)."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], source: TomlConfigSettingsSource, table: str
+    ) -> None:
+        data: dict[str, Any] = {}
+        path = source.toml_file_path
+        if isinstance(path, (str, Path)):
+            try:
+                with Path(path).open("rb") as handle:
+                    found = tomllib.load(handle).get(table, {})
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ValueError(f"cannot read the [{table}] table: {exc}") from None
+            if isinstance(found, dict):
+                data = found
+        super().__init__(settings_cls, data)
+
+
+class TableSettings(FleetcareSettings):
+    """Settings of one application: ``FLEETCARE_<APP>_*`` and the ``[<app>]`` TOML table.
+
+    Subclasses set ``toml_table`` and their own ``env_prefix``.
+    """
+
+    toml_table: ClassVar[str]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = super().settings_customise_sources(
+            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        )
+        return tuple(
+            _TomlTable(settings_cls, source, cls.toml_table)
+            if isinstance(source, TomlConfigSettingsSource)
+            else source
+            for source in sources
+        )
 
 
 @contextmanager

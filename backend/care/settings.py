@@ -7,20 +7,15 @@ the lead time a ticket needs, the field teams, storm control, notification deliv
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
-    BaseSettings,
-    InitSettingsSource,
-    PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
-from fleetcare.config import FleetcareSettings
+from fleetcare.config import TableSettings
 
 ENV_PREFIX = "FLEETCARE_CARE_"
 TOML_TABLE = "care"
@@ -50,24 +45,7 @@ class FieldTeam(BaseModel):
     skills: tuple[str, ...] = ()
 
 
-class _TomlTable(InitSettingsSource):
-    """The ``[care]`` table of the fleetcare TOML file (absent table: nothing)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], source: TomlConfigSettingsSource) -> None:
-        data: dict[str, Any] = {}
-        path = source.toml_file_path
-        if isinstance(path, (str, Path)):
-            try:
-                with Path(path).open("rb") as handle:
-                    table = tomllib.load(handle).get(TOML_TABLE, {})
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ValueError(f"cannot read the [care] table: {exc}") from None
-            if isinstance(table, dict):
-                data = table
-        super().__init__(settings_cls, data)
-
-
-class CareSettings(FleetcareSettings):
+class CareSettings(TableSettings):
     """What the care engine reads from ``FLEETCARE_CARE_*`` (or ``[care]`` in the TOML file)."""
 
     model_config = SettingsConfigDict(
@@ -77,6 +55,7 @@ class CareSettings(FleetcareSettings):
         extra="forbid",
         validate_default=True,
     )
+    toml_table: ClassVar[str] = TOML_TABLE
 
     rules_file: Path | None = Field(
         default=None,
@@ -200,22 +179,3 @@ class CareSettings(FleetcareSettings):
         if region is not None and region in self.regions:
             return self.regions[region]
         return self.default_capacity
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources = super().settings_customise_sources(
-            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
-        )
-        return tuple(
-            _TomlTable(settings_cls, source)
-            if isinstance(source, TomlConfigSettingsSource)
-            else source
-            for source in sources
-        )

@@ -7,45 +7,22 @@ Where the database and the broker are, and the topic root, come from
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-from typing import Any, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import (
-    BaseSettings,
-    InitSettingsSource,
-    PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from device_sdk.wire import MAX_PAYLOAD_BYTES
-from fleetcare.config import FleetcareSettings
+from fleetcare.config import TableSettings
 
 ENV_PREFIX = "FLEETCARE_INGEST_"
 TOML_TABLE = "ingest"
 DAY_S = 86_400
 
 
-class _TomlTable(InitSettingsSource):
-    """The ``[ingest]`` table of the fleetcare TOML file (absent table: nothing)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], source: TomlConfigSettingsSource) -> None:
-        data: dict[str, Any] = {}
-        path = source.toml_file_path
-        if isinstance(path, (str, Path)):
-            try:
-                with Path(path).open("rb") as handle:
-                    table = tomllib.load(handle).get(TOML_TABLE, {})
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ValueError(f"cannot read the [ingest] table: {exc}") from None
-            if isinstance(table, dict):
-                data = table
-        super().__init__(settings_cls, data)
-
-
-class IngestSettings(FleetcareSettings):
+class IngestSettings(TableSettings):
     """What the ingest reads from ``FLEETCARE_INGEST_*`` (or ``[ingest]`` in the TOML file)."""
 
     model_config = SettingsConfigDict(
@@ -55,6 +32,7 @@ class IngestSettings(FleetcareSettings):
         extra="forbid",
         validate_default=True,
     )
+    toml_table: ClassVar[str] = TOML_TABLE
 
     client_id_prefix: str = Field(
         default="fleetcare-ingest",
@@ -202,22 +180,3 @@ class IngestSettings(FleetcareSettings):
         if self.subscription == "auto":
             return "partitioned" if workers > 1 else "plain"
         return self.subscription
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources = super().settings_customise_sources(
-            settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
-        )
-        return tuple(
-            _TomlTable(settings_cls, source)
-            if isinstance(source, TomlConfigSettingsSource)
-            else source
-            for source in sources
-        )
