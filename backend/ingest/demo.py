@@ -6,10 +6,12 @@ into the database, with live counts.
 dozen accounts, :mod:`backend.ingest.demo_fleet`), starts one ingest worker in-process and
 the simulator's live mode (every device a ``device_sdk`` client, accelerated time, a few
 duplicates and malformed payloads on purpose), and prints the counts every few seconds
-(or leaves them to a live view). With a demo duration the simulated span is sized to end
-before it, so the summary compares what the devices handed over with what is stored.
-``finish`` stops the fleet and adds the ingest figures to the summary; it also runs, once,
-when the demo's resources close.
+(or leaves them to a live view). With a gateway site (``plan.gateway_every`` and a ``site``),
+the devices of one simulator shard publish to the site's local broker and reach ingest
+through a gateway process (:mod:`fleetcare.demo.gateway_site`). With a demo duration the
+simulated span is sized to end before it, so the summary compares what the devices handed
+over with what is stored. ``finish`` stops the fleet and adds the ingest figures to the
+summary; it also runs, once, when the demo's resources close.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import psycopg
 from rich.console import Console
@@ -31,6 +33,9 @@ from backend.ingest.service import IngestWorker, WorkerTarget
 from backend.ingest.settings import IngestSettings
 from fleetcare.cli.state import say
 from fleetcare.config import load_settings
+
+if TYPE_CHECKING:
+    from fleetcare.demo.gateway_site import GatewaySite
 
 #: Wall seconds the simulator needs to start its clients and flush them at the end.
 _SIM_OVERHEAD_S = 8.0
@@ -85,6 +90,16 @@ def _p99(metrics: IngestMetrics) -> str:
     return "-" if math.isnan(p99) else f"<= {p99 * 1000:,.0f} ms"
 
 
+def _unfinished_text(unfinished: dict[int, str]) -> str:
+    """``shard(s) 0, 2: stopped before the end of its span; shard(s) 4: exited with 1: …``."""
+    by_why: dict[str, list[int]] = {}
+    for shard, why in sorted(unfinished.items()):
+        by_why.setdefault(why, []).append(shard)
+    return "; ".join(
+        f"shard(s) {', '.join(map(str, shards))}: {why}" for why, shards in by_why.items()
+    )
+
+
 class SimulatedFleetStep:
     """Run the simulator's fleet live through the SDK into ingest, printing live counts.
 
@@ -92,13 +107,25 @@ class SimulatedFleetStep:
         plan: the fleet, its speed and its deliberate faults.
         every_s: seconds between two lines of counts; ``None`` prints none (a live view
             reads :attr:`worker` instead).
+        site: the gateway site the devices of ``plan.site_shard`` publish through; without
+            it (or without a site shard) every device publishes to the central broker.
     """
 
     title = "ingest the simulated fleet"
 
-    def __init__(self, plan: SimFleetPlan | None = None, every_s: float | None = 2.0) -> None:
+    def __init__(
+        self,
+        plan: SimFleetPlan | None = None,
+        every_s: float | None = 2.0,
+        site: GatewaySite | None = None,
+    ) -> None:
         self.plan = plan or SimFleetPlan()
         self.every_s = every_s
+        self.site = site if self.plan.site_shard is not None else None
+        """The gateway site in use (``None``: every device publishes to the central broker)."""
+        self._site_shard_report: dict[str, object] | None = None
+        self.unfinished: dict[int, str] = {}
+        """Simulator shards without a report, and why."""
         self.devices: list[str] = []
         self.reports: list[dict[str, object]] = []
         """What each simulator process reported when it finished its span."""
@@ -118,7 +145,9 @@ class SimulatedFleetStep:
         run_id = f"{settings.client_id_prefix[:30]}-demo-{os.getpid()}-{int(time.time()) % 10**6}"
         worker = IngestWorker(
             WorkerTarget(services.database_url, services.broker_url, root),
-            settings.model_copy(update={"client_id_prefix": run_id}),
+            settings.model_copy(
+                update={"client_id_prefix": run_id, "metrics_port": _demo_metrics_port(settings)}
+            ),
             subscription="plain",
         )
         worker.start()
@@ -131,7 +160,8 @@ class SimulatedFleetStep:
             span_s = _OPEN_ENDED_SPAN_S
         else:
             span_s = max(1.0, wall_s - _SIM_OVERHEAD_S) * self.plan.speed
-        simulation = LiveSimulation(self.plan, services.broker_url, root, span_s)
+        local = self._start_site(demo, services.broker_url, root)
+        simulation = LiveSimulation(self.plan, services.broker_url, root, span_s, site=local)
         self.span_s = simulation.span_s
         resources.callback(simulation.cleanup)
         resources.callback(self.finish, demo)
@@ -145,6 +175,7 @@ class SimulatedFleetStep:
             stop.set,
             lambda: reporter.join(5) if reporter.is_alive() else None,
             lambda: self._stop_simulation(simulation, let_finish),
+            self._drain_site,
             lambda: self._settle(worker),
             lambda: self._summary(demo, worker, services.database_url),
         ]
@@ -159,6 +190,37 @@ class SimulatedFleetStep:
             f"through the device SDK, {plan.shards} process(es), time x{plan.speed:g} "
             f"(about {per_s:,.0f} readings/s), over MQTT {worker.receiver.protocol}",
         )
+        if self.site is not None and local is not None:
+            demo.note(
+                "gateway site",
+                f"{len(self.site.devices)} devices (shard {self.plan.site_shard}) publish to "
+                f"{local[0]} (topic root {local[1]!r}); gateway {self.site.gateway_id} "
+                "forwards them upstream",
+            )
+
+    def _start_site(self, demo: DemoRunLike, broker_url: str, root: str) -> tuple[str, str] | None:
+        """Start the gateway site; ``(local broker URL, topic root)``, or ``None`` without one."""
+        site = self.site
+        if site is None:
+            return None
+        services = demo.services()
+        local_url = site.start(
+            demo.resources,
+            database_url=services.database_url,
+            central_url=broker_url,
+            central_root=root,
+            devices=self.plan.site_devices(),
+        )
+        if not site.wait_ready():
+            raise RuntimeError(
+                site.failure() or "the gateway did not connect to the central broker in 30 s"
+            )
+        return local_url, site.local_root
+
+    def _drain_site(self) -> None:
+        """Wait until the gateway has forwarded what the site's devices handed over."""
+        if self.site is not None:
+            self.site.drain()
 
     def finish(self, demo: DemoRunLike) -> None:
         """Stop the simulator (or let it end its span), wait until ingest has written what
@@ -169,9 +231,17 @@ class SimulatedFleetStep:
 
     def _stop_simulation(self, simulation: LiveSimulation, let_finish: bool) -> None:
         if let_finish:  # its span was sized to end with the demo; a slow machine lags
-            simulation.wait(_SIM_OVERHEAD_S + 10 + 0.5 * (self.wall_s or 0.0))
+            simulation.wait(_SIM_OVERHEAD_S + 30 + (self.wall_s or 0.0))
         simulation.stop()
         self.reports = simulation.reports()
+        self.unfinished = {
+            shard: simulation.why_no_report(shard)
+            for shard in range(self.plan.shards)
+            if simulation.report_of(shard) is None
+        }
+        shard = self.plan.site_shard
+        if self.site is not None and shard is not None:
+            self._site_shard_report = simulation.report_of(shard)
 
     @staticmethod
     def _settle(worker: IngestWorker, quiet_s: float = 1.5, limit_s: float = 20.0) -> None:
@@ -208,9 +278,11 @@ class SimulatedFleetStep:
 
     def _summary(self, demo: DemoRunLike, worker: IngestWorker, database_url: str) -> None:
         m = worker.metrics
-        rows, distinct = self._stored(database_url)
+        rows, distinct = self._stored(database_url, self.devices)
         sent = self.handed_over()
         stored = f"{rows:,}" if sent is None else f"{rows:,} of {sent:,} the devices handed over"
+        if self.unfinished:
+            stored += f" (no report from simulator {_unfinished_text(self.unfinished)})"
         demo.note("readings stored", stored)
         demo.note("duplicate rows", f"{rows - distinct:,}")
         demo.note("duplicates absorbed", f"{m.rows_duplicate.total():,.0f}")
@@ -218,14 +290,34 @@ class SimulatedFleetStep:
                   f"{m.readings_written.value('events'):,.0f}")  # fmt: skip
         demo.note("dead letters", rejections(m))
         demo.note("end-to-end lag p99", _p99(m))
+        if self.site is not None:
+            self._site_summary(demo, database_url)
 
-    def _stored(self, database_url: str) -> tuple[int, int]:
-        """Telemetry rows of the fleet's devices, and distinct (device, time, seq) among them."""
+    def _site_summary(self, demo: DemoRunLike, database_url: str) -> None:
+        assert self.site is not None
+        rows, _ = self._stored(database_url, self.site.devices)
+        report = self._site_shard_report
+        text = f"{rows:,}"
+        if report is not None:
+            text += f" of {int(str(report['readings'])):,} the site's devices handed over"
+        health = self.site.health()
+        gateway = "no state received" if health is None else health.text()
+        demo.note("readings via the gateway", f"{text} ({gateway})")
+
+    @staticmethod
+    def _stored(database_url: str, devices: list[str]) -> tuple[int, int]:
+        """Telemetry rows of ``devices``, and distinct (device, time, seq) among them."""
         with psycopg.connect(database_url) as conn:
             row = conn.execute(
                 "SELECT count(*), count(DISTINCT (t.device_id, t.time, t.seq)) FROM telemetry t "
                 "JOIN devices d ON d.id = t.device_id WHERE d.external_id = ANY(%s)",
-                (self.devices,),
+                (devices,),
             ).fetchone()
         assert row is not None
         return int(str(row[0])), int(str(row[1]))
+
+
+def _demo_metrics_port(settings: IngestSettings) -> int | None:
+    """The configured metrics port, else a free one: the demo must not collide with a
+    service (or another demo) already listening on the default port."""
+    return settings.metrics_port if "metrics_port" in settings.model_fields_set else 0

@@ -58,6 +58,9 @@ class SimFleetPlan:
     speed: float = 17_280.0
     interval_s: int = 1800
     faults: FaultSpec = field(default_factory=lambda: FaultSpec(duplicate=3, malformed=3))
+    gateway_every: int = 0
+    """One simulator shard in this many is a site whose devices publish to a local broker
+    and reach the central one through a gateway (0: none; see :attr:`site_shard`)."""
 
     def config(self, span_s: float = 86_400) -> SimConfig:
         days = max(1, math.ceil(span_s / 86_400) + 1)
@@ -71,7 +74,26 @@ class SimFleetPlan:
 
     @property
     def shards(self) -> int:
-        return max(1, math.ceil(self.devices / DEVICES_PER_SHARD))
+        central = max(1, math.ceil(self.devices / DEVICES_PER_SHARD))
+        if self.gateway_every <= 0:
+            return central
+        return max(central, min(self.devices, self.gateway_every))
+
+    @property
+    def site_shard(self) -> int | None:
+        """The shard whose devices go through the gateway: the last one, when there is a
+        site and at least one other shard for the central broker."""
+        if self.gateway_every <= 0 or self.shards < 2:
+            return None
+        return self.shards - 1
+
+    def site_devices(self) -> list[str]:
+        """The devices of :attr:`site_shard` (fleet index modulo :attr:`shards`)."""
+        shard = self.site_shard
+        if shard is None:
+            return []
+        fleet = build_fleet(self.config())
+        return [d.device_id for d in fleet.devices if d.index % self.shards == shard]
 
 
 @dataclass(frozen=True)
@@ -153,18 +175,36 @@ class LiveSimulation:
         broker_url: where the devices publish.
         topic_root: the fleet's topic root.
         span_s: simulated seconds to run (the wall time is ``span_s / plan.speed``).
+        site: ``(broker_url, topic_root)`` where the devices of ``plan.site_shard`` publish
+            instead (a site's local broker, served by a gateway); ``None``: every shard
+            publishes to ``broker_url``.
     """
 
-    def __init__(self, plan: SimFleetPlan, broker_url: str, topic_root: str, span_s: float):
+    def __init__(
+        self,
+        plan: SimFleetPlan,
+        broker_url: str,
+        topic_root: str,
+        span_s: float,
+        site: tuple[str, str] | None = None,
+    ):
         self.plan = plan
         self.broker_url = broker_url
         self.topic_root = topic_root
+        self.site = site
         self.span_s = max(float(plan.interval_s), span_s)
         self._workdir = Path(tempfile.mkdtemp(prefix="fleetcare-demo-sim-"))
         self._processes: list[subprocess.Popen[bytes]] = []
 
+    def destination(self, shard: int) -> tuple[str, str]:
+        """``(broker_url, topic_root)`` where ``shard`` publishes."""
+        if self.site is not None and shard == self.plan.site_shard:
+            return self.site
+        return self.broker_url, self.topic_root
+
     def _command(self, shard: int) -> list[str]:
         plan = self.plan
+        broker_url, topic_root = self.destination(shard)
         job = {
             "plan": {
                 "devices": plan.devices,
@@ -173,9 +213,10 @@ class LiveSimulation:
                 "speed": plan.speed,
                 "interval_s": plan.interval_s,
                 "faults": plan.faults.model_dump(),
+                "gateway_every": plan.gateway_every,
             },
-            "broker_url": self.broker_url,
-            "topic_root": self.topic_root,
+            "broker_url": broker_url,
+            "topic_root": topic_root,
             "span_s": self.span_s,
             "workdir": str(self._workdir),
             "shard": shard,
@@ -223,16 +264,32 @@ class LiveSimulation:
 
     def reports(self) -> list[dict[str, object]]:
         """The summary each finished shard printed (readings, usage records, events, faults)."""
-        out = []
-        for shard in range(len(self._processes)):
-            text = (self._workdir / f"shard-{shard}.out").read_text(errors="replace")
-            for line in reversed(text.splitlines()):
-                with contextlib.suppress(ValueError):
-                    doc = json.loads(line)
-                    if isinstance(doc, dict) and "readings" in doc:
-                        out.append(doc)
-                        break
-        return out
+        found = (self.report_of(shard) for shard in range(len(self._processes)))
+        return [doc for doc in found if doc is not None]
+
+    def report_of(self, shard: int) -> dict[str, object] | None:
+        """The summary shard ``shard`` printed, or ``None`` if it did not finish its span."""
+        path = self._workdir / f"shard-{shard}.out"
+        if not path.is_file():
+            return None
+        for line in reversed(path.read_text(errors="replace").splitlines()):
+            with contextlib.suppress(ValueError):
+                doc = json.loads(line)
+                if isinstance(doc, dict) and "readings" in doc:
+                    return doc
+        return None
+
+    def why_no_report(self, shard: int) -> str:
+        """Why a shard printed no report: stopped before the end of its span, or how it
+        failed (its exit status and last line of output)."""
+        code = self._processes[shard].poll()
+        if code is None:
+            return "still running"
+        if code in (130, -signal.SIGINT):
+            return "stopped before the end of its span"
+        path = self._workdir / f"shard-{shard}.out"
+        lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+        return f"exited with {code}" + (f": {lines[-1].strip()}" if lines else "")
 
     def cleanup(self) -> None:
         shutil.rmtree(self._workdir, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 Each step does one thing and records what it set up in :class:`DemoRun` (resources to
 close, facts for the summary). :func:`default_steps` wires the whole loop: services, the
-failure models, the simulated fleet through the SDK into ingest, scoring, the care engine
+failure models, the simulated fleet through the SDK (one site's devices through an edge
+gateway) into ingest, scoring, the care engine
 and its webhooks to a local receiver, the API and console, a live view, and a summary
 judged against the simulator's ground truth (the steps live in :mod:`fleetcare.demo`).
 """
@@ -103,6 +104,7 @@ def default_steps(
     from fleetcare.demo.api_step import ApiStep
     from fleetcare.demo.care_step import CareStep
     from fleetcare.demo.finish_step import FinishStep
+    from fleetcare.demo.gateway_site import GatewaySite
     from fleetcare.demo.live_view import LiveViewStep
     from fleetcare.demo.model_step import ModelStep
     from fleetcare.demo.outcome import BaselineStep
@@ -111,7 +113,7 @@ def default_steps(
 
     models = ModelStep(training)
     baseline = BaselineStep()
-    fleet = SimulatedFleetStep(fleet_plan, every_s=None)
+    fleet = SimulatedFleetStep(fleet_plan, every_s=None, site=GatewaySite())
     scoring = ScoringStep(models)
     care = CareStep()
     receiver = WebhookReceiverStep()
@@ -152,6 +154,14 @@ def demo(
     devices: Annotated[int, typer.Option("--devices", min=1, help="simulated devices")] = 240,
     accounts: Annotated[int, typer.Option("--accounts", min=1, help="their accounts")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="the simulated fleet's seed")] = 42,
+    gateway_every: Annotated[
+        int,
+        typer.Option(
+            "--gateway-every",
+            min=0,
+            help="one simulator shard in N is a site publishing through a gateway (0: none)",
+        ),
+    ] = 5,
     day_s: Annotated[
         float, typer.Option("--day-s", min=0.5, help="wall seconds per simulated day")
     ] = 5.0,
@@ -168,7 +178,13 @@ def demo(
 
     if accounts > devices:
         raise typer.BadParameter("at most one account per device", param_hint="--accounts")
-    plan = SimFleetPlan(devices=devices, accounts=accounts, seed=seed, speed=86_400 / day_s)
+    plan = SimFleetPlan(
+        devices=devices,
+        accounts=accounts,
+        seed=seed,
+        speed=86_400 / day_s,
+        gateway_every=gateway_every,
+    )
     training = TrainingPlan(devices=train_devices, days=train_days)
     settings = backend_settings(ctx)
     console = stdout_console()

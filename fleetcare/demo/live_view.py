@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class LiveViewStep:
-    """Show readings/s, devices online, predictions, tickets, alerts and webhooks live."""
+    """Show readings/s, what the gateway forwarded, devices online, predictions, tickets,
+    alerts and webhooks live."""
 
     title = "run"
 
@@ -75,6 +76,12 @@ class LiveViewStep:
         table.add_column("what")
         table.add_column("value", justify="right")
         table.add_row("readings stored", f"{stored:,.0f} ({self._rate:,.0f}/s)")
+        site = self.fleet.site
+        if site is not None:
+            health = site.health()
+            table.add_row(
+                "via the gateway", "waiting for its state" if health is None else health.text()
+            )
         try:
             assert self._conn is not None
             row = self._conn.execute(

@@ -1,6 +1,6 @@
-"""``fleetcare demo`` end to end on embedded services: a small fleet through the SDK into
-ingest, scoring, the care engine, webhooks to the demo's receiver, the API and console; the
-summary adds up."""
+"""``fleetcare demo`` end to end on embedded services: a small fleet through the SDK (one
+shard of it through a gateway) into ingest, scoring, the care engine, webhooks to the demo's
+receiver, the API and console; the summary adds up."""
 
 from __future__ import annotations
 
@@ -54,6 +54,17 @@ def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path
     stored, sent = _number(stored_text), _number(stored_text.split(" of ")[1])
     assert stored == sent > 0, stored_text
     assert _fact(out, "duplicate rows") == "0"
+    # one shard of the fleet (12 of 60 devices) publishes to a local broker and reaches the
+    # central one through a gateway process
+    site = _fact(out, "gateway site")
+    assert site.startswith("12 devices"), site
+    via_text = _fact(out, "readings via the gateway")
+    via = _number(via_text)
+    site_sent = _number(via_text.split(" of ")[1])
+    assert 0 < via == site_sent < stored, via_text
+    forwarded = re.search(r"\(([\d,]+) entries forwarded of ([\d,]+) received, 0 queued", via_text)
+    assert forwarded, via_text
+    assert int(forwarded.group(1).replace(",", "")) >= via, via_text
     assert _number(_fact(out, "predictions")) >= 1
     assert _number(_fact(out, "tickets raised")) >= 1
     delivered = _fact(out, "webhooks delivered")
