@@ -1,8 +1,9 @@
 """What the console pages read, always within the caller's scope.
 
-The scope is the API's: an admin or viewer sees everything, a CSM the accounts they own (and
-those accounts' tickets and alerts), a field user the tickets of their region or team. A row
-outside the scope is answered as if it did not exist.
+The scope is the API's (``backend.api.scoping``, one definition for both): an admin or viewer
+sees everything, a CSM the accounts they own (and those accounts' tickets and alerts), a field
+user the tickets of their region or team. A row outside the scope is answered as if it did
+not exist.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from backend.api.auth import Principal
+from backend.api.scoping import account_condition, ticket_condition
 from backend.console.charts import Point
 from backend.storage.migrator import dialect_of
 from backend.storage.rollup_queries import raw_buckets
@@ -22,24 +25,6 @@ from backend.storage.rollup_queries import raw_buckets
 Connection = psycopg.Connection[Any]
 
 ACTIVE_TICKET_STATUSES = ("open", "assigned", "in_progress")
-
-
-def _ticket_scope(principal: Principal) -> tuple[str, list[Any]]:
-    if principal.role in ("admin", "viewer"):
-        return "TRUE", []
-    if principal.role == "field":
-        return "(t.region = %s OR t.team = %s)", [principal.region, principal.team]
-    if principal.role == "csm":
-        return "a.csm_user_id = %s", [principal.user_id]
-    return "FALSE", []
-
-
-def _account_scope(principal: Principal) -> tuple[str, list[Any]]:
-    if principal.role in ("admin", "viewer"):
-        return "TRUE", []
-    if principal.role == "csm":
-        return "a.csm_user_id = %s", [principal.user_id]
-    return "FALSE", []
 
 
 def can_see_accounts(principal: Principal) -> bool:
@@ -74,42 +59,41 @@ _TICKET_FROM = """
 """
 
 
+def _tickets(
+    conn: Connection, principal: Principal, where: str, values: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Tickets matching ``where`` (named parameters) within the caller's scope, most urgent
+    first (priority 1 first, then the oldest)."""
+    scope, scope_values = ticket_condition(principal)
+    query = sql.SQL(
+        f"SELECT {_TICKET_COLUMNS} {_TICKET_FROM} WHERE {where} AND {{}} "
+        "ORDER BY t.priority, t.created_at LIMIT %(limit)s"
+    ).format(scope)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, {"limit": None, **values, **scope_values}).fetchall()
+
+
 def ticket_queue(
     conn: Connection, principal: Principal, *, active_only: bool = True, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """Tickets in scope, most urgent first (priority 1 first, then the oldest)."""
-    scope, params = _ticket_scope(principal)
-    status_filter = "AND t.status = ANY(%s)" if active_only else ""
-    if active_only:
-        params = [*params, list(ACTIVE_TICKET_STATUSES)]
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            f"SELECT {_TICKET_COLUMNS} {_TICKET_FROM} WHERE {scope} {status_filter} "
-            "ORDER BY t.priority, t.created_at LIMIT %s",
-            [*params, limit],
-        ).fetchall()
+    """Tickets in scope, most urgent first; only open work unless ``active_only`` is off."""
+    where = "t.status = ANY(%(statuses)s)" if active_only else "TRUE"
+    values = {"statuses": list(ACTIVE_TICKET_STATUSES), "limit": limit}
+    return _tickets(conn, principal, where, values)
 
 
 def account_tickets(
     conn: Connection, principal: Principal, account_id: int
 ) -> list[dict[str, Any]]:
     """Open tickets of one account, within the caller's ticket scope."""
-    scope, params = _ticket_scope(principal)
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            f"SELECT {_TICKET_COLUMNS} {_TICKET_FROM} WHERE t.account_id = %s "
-            f"AND t.status = ANY(%s) AND {scope} ORDER BY t.priority, t.created_at",
-            [account_id, list(ACTIVE_TICKET_STATUSES), *params],
-        ).fetchall()
+    where = "t.account_id = %(account)s AND t.status = ANY(%(statuses)s)"
+    values = {"account": account_id, "statuses": list(ACTIVE_TICKET_STATUSES)}
+    return _tickets(conn, principal, where, values)
 
 
 def ticket(conn: Connection, principal: Principal, ticket_id: int) -> dict[str, Any] | None:
-    scope, params = _ticket_scope(principal)
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            f"SELECT {_TICKET_COLUMNS} {_TICKET_FROM} WHERE t.id = %s AND {scope}",
-            [ticket_id, *params],
-        ).fetchone()
+    rows = _tickets(conn, principal, "t.id = %(id)s", {"id": ticket_id})
+    return rows[0] if rows else None
 
 
 def ticket_events(conn: Connection, ticket_id: int) -> list[dict[str, Any]]:
@@ -219,35 +203,34 @@ def sensor_series(
 
 def accounts_by_health(conn: Connection, principal: Principal) -> list[dict[str, Any]]:
     """Accounts in scope with their latest health score, worst first."""
-    scope, params = _account_scope(principal)
+    scope, values = account_condition(principal)
+    query = sql.SQL(
+        "SELECT a.id, a.name, a.region, a.segment, h.score, h.band, h.trend, h.churn_risk, "
+        "h.computed_at, c.renewal_date, "
+        "(SELECT count(*) FROM alerts al WHERE al.account_id = a.id "
+        " AND al.status <> 'resolved') AS open_alerts, "
+        "(SELECT count(*) FROM tickets t WHERE t.account_id = a.id "
+        " AND t.status IN ('open', 'assigned', 'in_progress')) AS open_tickets "
+        "FROM accounts a "
+        "LEFT JOIN LATERAL (SELECT score, band, trend, churn_risk, computed_at "
+        "  FROM health_scores hs WHERE hs.account_id = a.id "
+        "  ORDER BY computed_at DESC LIMIT 1) h ON TRUE "
+        "LEFT JOIN LATERAL (SELECT coalesce(renewal_date, end_date) AS renewal_date "
+        "  FROM contracts ct WHERE ct.account_id = a.id AND ct.status = 'active' "
+        "  ORDER BY coalesce(renewal_date, end_date) LIMIT 1) c ON TRUE "
+        "WHERE a.status <> 'erased' AND {} "
+        "ORDER BY h.score NULLS LAST, a.name"
+    ).format(scope)
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT a.id, a.name, a.region, a.segment, h.score, h.band, h.trend, h.churn_risk, "
-            "h.computed_at, c.renewal_date, "
-            "(SELECT count(*) FROM alerts al WHERE al.account_id = a.id "
-            " AND al.status <> 'resolved') AS open_alerts, "
-            "(SELECT count(*) FROM tickets t WHERE t.account_id = a.id "
-            " AND t.status IN ('open', 'assigned', 'in_progress')) AS open_tickets "
-            "FROM accounts a "
-            "LEFT JOIN LATERAL (SELECT score, band, trend, churn_risk, computed_at "
-            "  FROM health_scores hs WHERE hs.account_id = a.id "
-            "  ORDER BY computed_at DESC LIMIT 1) h ON TRUE "
-            "LEFT JOIN LATERAL (SELECT coalesce(renewal_date, end_date) AS renewal_date "
-            "  FROM contracts ct WHERE ct.account_id = a.id AND ct.status = 'active' "
-            "  ORDER BY coalesce(renewal_date, end_date) LIMIT 1) c ON TRUE "
-            f"WHERE a.status <> 'erased' AND {scope} "
-            "ORDER BY h.score NULLS LAST, a.name",
-            params,
-        ).fetchall()
+        return cur.execute(query, values).fetchall()
 
 
 def account_visible(conn: Connection, principal: Principal, account_id: int) -> bool:
-    scope, params = _account_scope(principal)
-    row = conn.execute(
-        f"SELECT 1 FROM accounts a WHERE a.id = %s AND a.status <> 'erased' AND {scope}",
-        [account_id, *params],
-    ).fetchone()
-    return row is not None
+    scope, values = account_condition(principal)
+    query = sql.SQL(
+        "SELECT 1 FROM accounts a WHERE a.id = %(account)s AND a.status <> 'erased' AND {}"
+    ).format(scope)
+    return conn.execute(query, {**values, "account": account_id}).fetchone() is not None
 
 
 def account_alerts(conn: Connection, account_id: int) -> list[dict[str, Any]]:
