@@ -17,6 +17,7 @@ import orjson
 
 from backend.ingest.pending import Inbound
 from backend.ingest.reasons import Reason, Rejection
+from backend.ingest.telemetry_fast import decode_telemetry
 from device_sdk.wire import (
     TOPIC_VERSION,
     Channel,
@@ -151,7 +152,9 @@ class Decoder:
         if channel is Channel.STATE:
             return self._state(message, device_ref, now_ms)
         try:
-            batch = decode_batch(payload)
+            batch = (decode_telemetry(payload) if channel is Channel.TELEMETRY else None) or (
+                decode_batch(payload)
+            )
         except PayloadError as exc:
             return self._classify(payload, exc.reason, device_ref)
         except (RecursionError, MemoryError, ValueError) as exc:  # defensive: never crash

@@ -52,31 +52,70 @@ def tree_rss_mib(process: psutil.Process) -> float:
     return total / 2**20
 
 
+def _smaps_private_and_shared_kib(pid: int) -> tuple[int, int] | None:
+    """(private, shared) KiB of one process from ``/proc/PID/smaps``, split by mapping.
+
+    *private*: pages of its private mappings (heap, stack, copy-on-write data) that no other
+    process maps. *shared*: its proportional share (PSS) of its shared mappings (``sh`` in
+    ``VmFlags``): for PostgreSQL the shared buffers and WAL buffers. A page of a shared
+    mapping that only this process has touched counts as "private" in the kernel's USS, so a
+    backend's USS grows as it touches buffers no other process has mapped yet (a fixed-size
+    cache filling), which is not the process's own memory growing. ``None`` where smaps is not
+    readable.
+    """
+    private = shared = 0
+    block_private = block_pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps", encoding="ascii", errors="replace") as smaps:
+            for line in smaps:
+                key, _, rest = line.partition(":")
+                if key in ("Private_Clean", "Private_Dirty"):
+                    block_private += int(rest.split()[0])
+                elif key == "Pss":
+                    block_pss = int(rest.split()[0])
+                elif key == "VmFlags":  # the last line of each mapping's block
+                    if "sh" in rest.split():
+                        shared += block_pss
+                    else:
+                        private += block_private
+                    block_private = block_pss = 0
+    except (OSError, ValueError, IndexError):
+        return None
+    return private, shared
+
+
 def private_and_shared_mib(process: psutil.Process) -> tuple[float, float]:
-    """(USS, PSS − USS) of a process tree in MiB: its private memory, and its share of the
-    pages it maps in common (for PostgreSQL, the shared buffers: a cache of fixed size,
-    ``shared_buffers``, that fills as the tables grow)."""
-    uss = pss = 0
+    """(private, shared) memory of a process tree in MiB: its own memory, and its share of
+    the memory its processes map in common (for PostgreSQL the shared buffers: a cache of
+    fixed size, ``shared_buffers``, that fills as the tables grow); see
+    :func:`_smaps_private_and_shared_kib`. Without ``/proc/PID/smaps`` (not Linux): psutil's
+    USS and PSS − USS."""
+    private = shared = 0.0
     try:
         members = [process, *process.children(recursive=True)]
     except psutil.Error:
         return 0.0, 0.0
     for member in members:
+        split = _smaps_private_and_shared_kib(member.pid)
+        if split is not None:
+            private += split[0] * 1024
+            shared += split[1] * 1024
+            continue
         try:
             info = member.memory_full_info()
         except psutil.Error:
             continue
-        uss += info.uss
-        pss += info.pss
-    return uss / 2**20, max(0, pss - uss) / 2**20
+        private += info.uss
+        shared += max(0, info.pss - info.uss)
+    return private / 2**20, shared / 2**20
 
 
 def sample_rss(
     roots: Mapping[str, int | None], up_pid: int | None, pss_roles: frozenset[str] = frozenset()
 ) -> dict[str, tuple[int, float]]:
     """``{role: (pid, MiB)}`` for named root pids and for the children of ``fleetcare up``:
-    RSS of each tree; for ``pss_roles`` the private memory (USS) of the tree, and its shared
-    pages under ``{role}-shared``."""
+    RSS of each tree; for ``pss_roles`` the private memory of the tree's private mappings,
+    and its share of its shared mappings under ``{role}-shared``."""
     out: dict[str, tuple[int, float]] = {}
     for role, pid in roots.items():
         if pid is None:
