@@ -142,7 +142,7 @@ class Bench:
             "--broker", broker.url, "--root", root, "--prefix", spec.prefix,
             "--devices", str(spec.devices), "--readings", str(spec.readings_per_message),
             "--metrics", str(len(spec.metrics)), "--messages", str(messages),
-            "--first-seq", str(first_seq),
+            "--first-seq", str(first_seq), "--client", self.args.publisher,
         ]  # fmt: skip
         if rate is not None:
             command += ["--rate", f"{rate:.3f}"]
@@ -373,7 +373,8 @@ class Bench:
             )
         note = (
             f"sent {total:,} = stored {stored[0]:,}, 0 duplicates; "
-            f"ingest RSS {min(rss):.0f}-{max(rss):.0f} MiB"
+            f"ingest RSS {min(rss):.0f}-{max(rss):.0f} MiB; publisher ({self.args.publisher}) "
+            f"{live.get('cpu_us_per_message', 0):.0f} µs CPU a message"
         )
         return (
             Result(
@@ -521,6 +522,13 @@ def main(argv: list[str] | None = None) -> None:
         "--memory-minutes", type=float, default=0.0, help="add the long memory run (e.g. 10)"
     )
     parser.add_argument("--skip-two-workers", action="store_true")
+    parser.add_argument(
+        "--publisher",
+        choices=("raw", "paho"),
+        default="raw",
+        help="the devices' MQTT client: raw socket writes (default, light on the shared CPU) "
+        "or paho-mqtt",
+    )
     parser.add_argument(
         "--subscription",
         choices=("auto", "partitioned", "shared"),
