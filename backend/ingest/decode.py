@@ -17,7 +17,7 @@ import orjson
 
 from backend.ingest.pending import Inbound
 from backend.ingest.reasons import Reason, Rejection
-from backend.ingest.telemetry_fast import decode_telemetry
+from backend.ingest.telemetry_fast import TelemetryColumns, decode_telemetry
 from device_sdk.wire import (
     TOPIC_VERSION,
     Channel,
@@ -47,7 +47,8 @@ class Decoded:
         inbound: the message.
         channel: its channel (from the topic).
         device_ref: the device's external id (topic and payload agree).
-        batch: the validated entries (telemetry, usage, events).
+        batch: the validated entries (usage, events).
+        telemetry: the validated readings as columns (telemetry).
         state: the validated state message (state channel).
         time_ms: for the state channel, the time its report is stored under.
         times: the entries' times, in order (batch channels).
@@ -57,9 +58,15 @@ class Decoded:
     channel: Channel
     device_ref: str
     batch: DecodedBatch | None = None
+    telemetry: TelemetryColumns | None = None
     state: StateMessage | None = None
     time_ms: int = 0
     times: list[int] = field(default_factory=list)
+
+    @property
+    def entry_count(self) -> int:
+        """Readings, usage records or events in the message (1 for a state report)."""
+        return len(self.times) if self.state is None else 1
 
 
 _TIME = itemgetter("t")
@@ -89,6 +96,14 @@ def _unparseable(payload: bytes, error: str, device_ref: str) -> Rejection:
     except Exception:
         return Rejection(Reason.MALFORMED, error, device_ref)
     return Rejection(Reason.NON_FINITE, f"a number is NaN or infinite: {error}", device_ref)
+
+
+def _device_mismatch(payload_device: str, device_ref: str) -> Rejection:
+    return Rejection(
+        Reason.DEVICE_MISMATCH,
+        f"payload device {payload_device!r} is not the topic's {device_ref!r}",
+        device_ref,
+    )
 
 
 def _has_nul(value: object) -> bool:
@@ -151,34 +166,44 @@ class Decoder:
             )
         if channel is Channel.STATE:
             return self._state(message, device_ref, now_ms)
+        columns = decode_telemetry(payload) if channel is Channel.TELEMETRY else None
+        if columns is not None:
+            if columns.device != device_ref:
+                return _device_mismatch(columns.device, device_ref)
+            return self._telemetry(message, device_ref, now_ms, columns)
         try:
-            batch = (decode_telemetry(payload) if channel is Channel.TELEMETRY else None) or (
-                decode_batch(payload)
-            )
+            batch = decode_batch(payload)
         except PayloadError as exc:
             return self._classify(payload, exc.reason, device_ref)
         except (RecursionError, MemoryError, ValueError) as exc:  # defensive: never crash
             return Rejection(Reason.MALFORMED, f"{type(exc).__name__}: {exc}", device_ref)
         if batch.device != device_ref:
-            return Rejection(
-                Reason.DEVICE_MISMATCH,
-                f"payload device {batch.device!r} is not the topic's {device_ref!r}",
-                device_ref,
-            )
+            return _device_mismatch(batch.device, device_ref)
         if batch.kind.value != channel.value:
             return Rejection(
                 Reason.KIND_MISMATCH,
                 f"payload kind {batch.kind.value!r} on the {channel.value} channel",
                 device_ref,
             )
+        if channel is Channel.TELEMETRY:
+            return self._telemetry(message, device_ref, now_ms, TelemetryColumns.of_batch(batch))
         entries = batch.entries
         times = list(map(_TIME, entries))
         rejection = self._check_times(min(times), max(times), now_ms, device_ref)
         if rejection is not None:
             return rejection
-        if channel is not Channel.TELEMETRY and any(_nul_in_entry(e) for e in entries):
+        if any(_nul_in_entry(e) for e in entries):
             return Rejection(Reason.SCHEMA, "a text field holds a NUL character", device_ref)
         return Decoded(message, channel, device_ref, batch=batch, times=times)
+
+    def _telemetry(
+        self, message: Inbound, device_ref: str, now_ms: int, columns: TelemetryColumns
+    ) -> Decoded | Rejection:
+        times = columns.times
+        rejection = self._check_times(min(times), max(times), now_ms, device_ref)
+        if rejection is not None:
+            return rejection
+        return Decoded(message, Channel.TELEMETRY, device_ref, telemetry=columns, times=times)
 
     def _check_times(self, tmin: int, tmax: int, now_ms: int, device_ref: str) -> Rejection | None:
         if tmax > now_ms + self.max_future_ms:

@@ -21,6 +21,7 @@ from backend.ingest.decode import Decoded, Decoder
 from backend.ingest.pending import Inbound
 from backend.ingest.reasons import Reason, Rejection
 from backend.ingest.resolver import DECOMMISSIONED, DeviceInfo, Resolver
+from backend.ingest.telemetry_fast import TelemetryColumns
 from backend.storage.copy_writer import pack_reading, pack_readings
 from backend.storage.dialect import Connection
 from device_sdk.wire import Channel
@@ -85,16 +86,12 @@ class _UnknownMetricError(Exception):
         self.name = name
 
 
-_SEQ = itemgetter("seq")
-_METRICS = itemgetter("m")
-
-
 def _telemetry_rows(
-    entries: list[dict[str, Any]], times: list[int], device_id: int, positions: dict[str, int]
+    columns: TelemetryColumns, device_id: int, positions: dict[str, int]
 ) -> list[bytes]:
     """The message's rows, packed for COPY: one block when every reading has the same
     metrics, all present (the common case); else one part per reading."""
-    readings: list[dict[str, float | None]] = list(map(_METRICS, entries))
+    readings = columns.metrics
     names = tuple(readings[0])
     try:
         slots = [positions[name] - 1 for name in names]
@@ -117,16 +114,15 @@ def _telemetry_rows(
                 ordered = np.empty_like(values)
                 ordered[:, slots] = values
                 values = ordered
-            return [pack_readings(times, device_id, list(map(_SEQ, entries)), values)]
-    return _rows_one_by_one(entries, device_id, positions)
+            return [pack_readings(columns.times, device_id, columns.seqs, values)]
+    return _rows_one_by_one(columns, device_id, positions)
 
 
 def _rows_one_by_one(
-    entries: list[dict[str, Any]], device_id: int, positions: dict[str, int]
+    columns: TelemetryColumns, device_id: int, positions: dict[str, int]
 ) -> list[bytes]:
     rows: list[bytes] = []
-    for entry in entries:
-        metrics: dict[str, float | None] = entry["m"]
+    for seq, time_ms, metrics in zip(columns.seqs, columns.times, columns.metrics, strict=True):
         try:
             slots = [positions[name] - 1 for name in metrics]
         except KeyError as exc:
@@ -134,7 +130,7 @@ def _rows_one_by_one(
         vals: list[float | None] = [None] * (max(slots) + 1)
         for slot, value in zip(slots, metrics.values(), strict=True):
             vals[slot] = value
-        rows.append(pack_reading(entry["t"], device_id, entry["seq"], vals))
+        rows.append(pack_reading(time_ms, device_id, seq, vals))
     return rows
 
 
@@ -203,7 +199,7 @@ class Preparer:
         devices = self.resolver.devices(conn, (d.device_ref for d in decoded))
         for item in decoded:
             device = devices.get(item.device_ref)
-            entries = len(item.batch.entries) if item.batch is not None else 1
+            entries = item.entry_count
             if device is None:
                 rejection = Rejection(Reason.UNKNOWN_DEVICE, "no such device", item.device_ref)
             elif device.status == DECOMMISSIONED:
@@ -238,20 +234,24 @@ class Preparer:
                 boot=state.boot,
             )
         batch = item.batch
-        assert batch is not None
-        entries = batch.entries
         times = item.times
+        columns = item.telemetry
+        if columns is not None:
+            sent_ms = columns.sent
+        else:
+            assert batch is not None  # usage and events
+            sent_ms = batch.sent
         accepted = Accepted(
             item.inbound,
             item.channel,
             device,
-            readings=len(entries),
+            readings=len(times),
             tmin_ms=min(times),
             tmax_ms=max(times),
-            sent_ms=batch.sent,
+            sent_ms=sent_ms,
         )
-        if item.channel is Channel.TELEMETRY:
-            rows = self._rows(conn, entries, times, device)
+        if columns is not None:
+            rows = self._rows(conn, columns, device)
             if isinstance(rows, Rejection):
                 return rows
             accepted.rows = rows
@@ -262,20 +262,20 @@ class Preparer:
         return accepted
 
     def _rows(
-        self, conn: Connection, entries: list[dict[str, Any]], times: list[int], device: DeviceInfo
+        self, conn: Connection, columns: TelemetryColumns, device: DeviceInfo
     ) -> list[bytes] | Rejection:
         positions = self.resolver.positions(conn, device.model_id)
         if not positions:
-            self.resolver.learn_catalogue(conn, device.model_id, _names_in_order(entries))
+            self.resolver.learn_catalogue(conn, device.model_id, _names_in_order(columns.metrics))
             positions = self.resolver.positions(conn, device.model_id)
         try:
-            return _telemetry_rows(entries, times, device.id, positions)
+            return _telemetry_rows(columns, device.id, positions)
         except _UnknownMetricError as exc:
             missing = exc.name
         if self.resolver.reread_after_miss(conn):
             positions = self.resolver.positions(conn, device.model_id)
             try:
-                return _telemetry_rows(entries, times, device.id, positions)
+                return _telemetry_rows(columns, device.id, positions)
             except _UnknownMetricError as exc:
                 missing = exc.name
         return Rejection(
@@ -285,9 +285,9 @@ class Preparer:
         )
 
 
-def _names_in_order(entries: list[dict[str, Any]]) -> list[str]:
+def _names_in_order(readings: list[dict[str, float | None]]) -> list[str]:
     """Metric names in order of first appearance (a new model's catalogue positions)."""
     names: dict[str, None] = {}
-    for entry in entries:
-        names.update(dict.fromkeys(entry["m"]))
+    for metrics in readings:
+        names.update(dict.fromkeys(metrics))
     return list(names)[:1024]

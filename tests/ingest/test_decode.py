@@ -31,8 +31,9 @@ def test_a_valid_batch_decodes(decoder: Decoder) -> None:
     result = decode(decoder, telemetry_payload("pump-1", [1, 2], {"a": 1.5, "b": None, "c": 3}))
     assert isinstance(result, Decoded)
     assert result.device_ref == "pump-1"
-    assert result.batch is not None
-    assert [e["m"]["c"] for e in result.batch.entries] == [3.0, 3.0]
+    assert result.telemetry is not None
+    assert [m["c"] for m in result.telemetry.metrics] == [3.0, 3.0]
+    assert result.telemetry.seqs == [1, 2]
 
 
 @pytest.mark.parametrize(

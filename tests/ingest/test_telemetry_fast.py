@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from backend.ingest.decode import Decoded, Decoder
 from backend.ingest.pending import Inbound
 from backend.ingest.reasons import Rejection
-from backend.ingest.telemetry_fast import decode_telemetry
-from device_sdk.wire import BatchKind, DecodedBatch, PayloadError, decode_batch, encode_batch
+from backend.ingest.telemetry_fast import TelemetryColumns, decode_telemetry
+from device_sdk.wire import BatchKind, PayloadError, decode_batch, encode_batch
 
 T0 = 1_764_000_000_000
 
@@ -34,11 +34,13 @@ def _batch(entries: list[dict[str, Any]], **envelope: Any) -> dict[str, Any]:
     return doc
 
 
-def _reference(payload: bytes) -> DecodedBatch | None:
+def _reference(payload: bytes) -> TelemetryColumns | None:
+    """The wire contract's answer, as columns (``None``: refused, or not telemetry)."""
     try:
-        return decode_batch(payload)
+        batch = decode_batch(payload)
     except PayloadError:
         return None
+    return TelemetryColumns.of_batch(batch) if batch.kind is BatchKind.TELEMETRY else None
 
 
 def test_a_batch_as_the_sdk_encodes_it_takes_the_fast_path_with_the_same_result() -> None:
@@ -60,15 +62,14 @@ def test_a_batch_as_the_sdk_encodes_it_takes_the_fast_path_with_the_same_result(
     )
     fast = decode_telemetry(payload)
     assert fast is not None
-    assert fast == decode_batch(payload)
-    assert fast.entries[3] == {
-        "seq": 103,
-        "t": T0 + 3000,
-        "m": {"flow": 4.5, "temp": None, "rpm": 3.0},
-    }
-    assert (
-        type(fast.entries[0]["m"]["rpm"]) is float
-    )  # integers become floats, as the contract says
+    assert fast == _reference(payload)
+    assert fast.device == "pump-0001"
+    assert fast.sent == T0 + 60_000
+    assert fast.seqs == list(range(100, 150))
+    assert fast.times == [T0 + i * 1000 for i in range(50)]
+    assert fast.metrics[3] == {"flow": 4.5, "temp": None, "rpm": 3.0}
+    # Integers become floats, as the contract says.
+    assert type(fast.metrics[0]["rpm"]) is float
 
 
 @pytest.mark.parametrize(
@@ -115,8 +116,8 @@ def test_the_ingest_decoder_gives_the_same_reasons_either_way() -> None:
     topic = "fc/v1/pump-0001/telemetry"
     good = orjson.dumps(_batch([{"seq": 1, "t": T0, "m": {"x": 1}}]))
     decoded = decoder.decode(Inbound(topic, good), T0)
-    assert isinstance(decoded, Decoded) and decoded.batch is not None
-    assert decoded.batch.entries == [{"seq": 1, "t": T0, "m": {"x": 1.0}}]
+    assert isinstance(decoded, Decoded)
+    assert decoded.telemetry == TelemetryColumns("pump-0001", T0, [1], [T0], [{"x": 1.0}])
     for payload, reason in [
         (b'{"v":1,"device":"pump-0001","kind":"telemetry","entries":[NaN]}', "non_finite"),
         (b"\xff\xfe", "malformed"),
@@ -195,6 +196,6 @@ def test_the_fast_path_never_accepts_what_the_contract_refuses(payload: bytes) -
     if fast is not None:
         assert reference is not None
         assert fast == reference
-        assert [type(v) for e in fast.entries for v in e["m"].values()] == [
-            type(v) for e in reference.entries for v in e["m"].values()
+        assert [type(v) for m in fast.metrics for v in m.values()] == [
+            type(v) for m in reference.metrics for v in m.values()
         ]
