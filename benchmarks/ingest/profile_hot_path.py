@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server", default=SHARED_SERVER)
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--sort", default="cumulative", help="pstats order: cumulative, tottime…")
     args = parser.parse_args(argv)
     name = f"fleetcare_profile_{secrets.token_hex(3)}"
     with psycopg.connect(args.server, autocommit=True) as conn:
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         elapsed = time.perf_counter() - started
         readings = (len(messages) - 100) * spec.readings_per_message
         print(f"{readings:,} readings in {elapsed:.2f} s under the profiler")
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
         writer.close()
     finally:
         with psycopg.connect(args.server, autocommit=True) as conn:
