@@ -6,7 +6,9 @@
 Each candidate is trained on 80 % of the training units and scored on pseudo test
 units cut from the other 20 % (``models.rul.selection``); the official test set is never
 read. The candidate with the lowest mean validation RMSE becomes the declared
-configuration (``models.rul.cmapss_benchmark.default_config``).
+configuration (``models.rul.cmapss_benchmark.default_config``). For a candidate with a
+calibration (``TrainConfig.calibrate``) the same nets are also scored without it, so the
+calibration's own effect is a paired figure.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import numpy as np
 
 from models.datasets.cmapss import load_subset
 from models.rul.cmapss_benchmark import default_config
-from models.rul.selection import validate
+from models.rul.cmapss_protocol import evaluate_on_test, prepare, run_seed
+from models.rul.evaluation import phm08_score, rmse
+from models.rul.selection import holdout_subset
 from models.rul.training import TrainConfig
 from models.settings import ModelsSettings
 
@@ -41,6 +45,7 @@ def candidates() -> dict[str, TrainConfig]:
         "huber_cosine_x5_e20": replace(huber, ensemble=5, epochs=20),
         "window40": replace(huber, window=40, ensemble=5, epochs=20),
         "window80": replace(huber, window=80, ensemble=5, epochs=20),
+        "calibrated": replace(_PREVIOUS, calibrate=True),
         "declared": replace(default_config("FD001"), threads=1),
     }
 
@@ -55,28 +60,37 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     data_dir = args.data or ModelsSettings().data_sets / "cmapss"
-    subset = load_subset(data_dir, args.subset)
-    results = {}
+    prepared = prepare(holdout_subset(load_subset(data_dir, args.subset)))
+    results: dict[str, dict[str, object]] = {}
     for name in args.candidate:
         config = candidates()[name]
-        scores, errors, seconds = [], [], []
+        scores, errors, seconds, uncalibrated = [], [], [], []
         for seed in range(args.seeds):
             started = time.perf_counter()
-            result = validate(subset, config, seed)
+            result = run_seed(prepared, replace(config, seed=seed))
             errors.append(result.rmse)
             scores.append(result.score)
             seconds.append(time.perf_counter() - started)
-            print(
-                f"{name} seed {seed}: validation RMSE {result.rmse:.2f}, "
-                f"score {result.score:.0f}, {seconds[-1]:.0f} s",
-                flush=True,
+            line = (
+                f"{name} seed {seed}: validation RMSE {result.rmse:.2f}, score {result.score:.0f}"
             )
+            if result.ensemble.calibration is not None:
+                raw = evaluate_on_test(replace(result.ensemble, calibration=None), prepared)
+                uncalibrated.append(
+                    (rmse(raw, prepared.test_rul), phm08_score(raw, prepared.test_rul))
+                )
+                line += " (same nets uncalibrated: RMSE {:.2f}, score {:.0f})".format(
+                    *uncalibrated[-1]
+                )
+            print(f"{line}, {seconds[-1]:.0f} s", flush=True)
         results[name] = {
             "config": asdict(config),
             "rmse": errors,
             "score": scores,
             "seconds": seconds,
             "rmse_mean": float(np.mean(errors)),
+            "uncalibrated_rmse": [u[0] for u in uncalibrated],
+            "uncalibrated_score": [u[1] for u in uncalibrated],
         }
     if args.out is not None:
         args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")

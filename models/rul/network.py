@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.rul.calibration import CalibrationLayer, RulCalibration
+
 
 class RulNet(nn.Module):
     """1D-CNN over ``(batch, length, channels)`` windows.
@@ -48,12 +50,18 @@ class RulNet(nn.Module):
 
 
 class ServingHeads(nn.Module):
-    """What is exported: an ensemble's mean RUL in time units, risk and mode probabilities."""
+    """What is exported: an ensemble's mean RUL in time units, risk and mode probabilities.
 
-    def __init__(self, members: list[RulNet], rul_cap: float) -> None:
+    With a ``calibration`` the mean RUL goes through it (``models.rul.calibration``).
+    """
+
+    def __init__(
+        self, members: list[RulNet], rul_cap: float, calibration: RulCalibration | None = None
+    ) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.rul_cap = rul_cap
+        self.calibration = CalibrationLayer(calibration) if calibration is not None else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ruls, risks, modes = [], [], []
@@ -63,6 +71,8 @@ class ServingHeads(nn.Module):
             risks.append(torch.sigmoid(risk))
             modes.append(torch.softmax(mode, dim=1))
         rul_mean = torch.clamp(torch.stack(ruls).mean(dim=0), min=0.0) * self.rul_cap
+        if self.calibration is not None:
+            rul_mean = self.calibration(rul_mean)
         return rul_mean, torch.stack(risks).mean(dim=0), torch.stack(modes).mean(dim=0)
 
 
@@ -82,13 +92,19 @@ class EnsembleGraph(nn.Module):
     kernels apply; ``channel_multiple`` pads the input channels with zeros (and the first
     layer's filters with zero weights) to a multiple of the block size, so that the first
     layer runs blocked too (16: AVX-512; 8 would do for AVX2). Dropout is left out: this
-    module only serves (eval mode).
+    module only serves (eval mode). A ``calibration`` maps the mean RUL last.
     """
 
     def __init__(
-        self, members: list[RulNet], rul_cap: float, length: int, channel_multiple: int = 1
+        self,
+        members: list[RulNet],
+        rul_cap: float,
+        length: int,
+        channel_multiple: int = 1,
+        calibration: RulCalibration | None = None,
     ) -> None:
         super().__init__()
+        self.calibration = CalibrationLayer(calibration) if calibration is not None else None
         first = members[0]
         n, width = len(members), first.rul_head.in_features
         channels = first.convolutions()[0].in_channels
@@ -138,6 +154,8 @@ class EnsembleGraph(nn.Module):
         z = torch.relu(torch.matmul(pooled.transpose(0, 1), self.trunk_weight) + self.trunk_bias)
         out = torch.matmul(z, self.head_weight) + self.head_bias
         rul = torch.clamp(out[:, :, 0].mean(dim=0), min=0.0) * self.rul_cap
+        if self.calibration is not None:
+            rul = self.calibration(rul)
         risk = torch.sigmoid(out[:, :, 1]).mean(dim=0)
         modes = torch.softmax(out[:, :, 2:], dim=2).mean(dim=0)
         return rul, risk, modes

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from models.manifest import WindowSpec
+from models.rul.calibration import RulCalibration, cut_windows, fit_isotonic
 from models.rul.network import EnsembleGraph, RulNet, ServingHeads
 from models.rul.windows import n_channels, sliding_windows
 
@@ -48,6 +49,15 @@ class TrainConfig:
     """In units of the RUL cap (0.1 x 125 = 12.5 cycles)."""
     schedule: Literal["exponential", "cosine"] = "exponential"
     """``exponential``: lr x ``lr_decay`` per epoch; ``cosine``: from lr to 0 over ``epochs``."""
+    calibrate: bool = False
+    """Fit an isotonic map from the ensemble's RUL to the true, uncapped RUL on each
+    member's early-stopping units (``models.rul.calibration``); the target stays capped."""
+    calibration_min_history: int = 31
+    """Cuts for the calibration leave at least this many cycles of history..."""
+    calibration_max_rul: float = 150.0
+    """...and a true RUL between 1 and this after the cut."""
+    calibration_step: float = 2.5
+    """Knot spacing of the calibration map (time units)."""
 
     @property
     def window_spec(self) -> WindowSpec:
@@ -75,16 +85,24 @@ class TrainedEnsemble:
     n_channels: int
     n_modes: int
     history: list[dict[str, float]] = field(default_factory=list)
+    held_out: list[list[int]] = field(default_factory=list)
+    """Per member, the sequences it did not train on (its early-stopping units)."""
+    calibration: RulCalibration | None = None
+    """Applied to the mean RUL by both modules below, hence exported with the graph."""
 
     def serving_module(self) -> ServingHeads:
-        module = ServingHeads(self.members, self.config.rul_cap)
+        module = ServingHeads(self.members, self.config.rul_cap, self.calibration)
         module.eval()
         return module
 
     def export_module(self, channel_multiple: int = 16) -> EnsembleGraph:
         """The same function as ``serving_module`` as one merged graph: what is exported."""
         return EnsembleGraph(
-            self.members, self.config.rul_cap, self.config.window, channel_multiple
+            self.members,
+            self.config.rul_cap,
+            self.config.window,
+            channel_multiple,
+            self.calibration,
         )
 
 
@@ -151,11 +169,13 @@ def train_ensemble(data: SequenceData, config: TrainConfig, n_modes: int = 1) ->
     n_in = n_channels(data.sequences[0].shape[1], config.window_spec)
     members: list[RulNet] = []
     history: list[dict[str, float]] = []
+    held_out: list[list[int]] = []
     for member in range(config.ensemble):
         torch.manual_seed(config.seed * 1000 + member)
         order = rng.permutation(n_sequences).astype(np.int64)
         n_val = max(1, round(config.val_fraction * n_sequences)) if n_sequences > 1 else 0
         val_idx, train_idx = order[:n_val], order[n_val:] if n_val else order
+        held_out.append([int(i) for i in val_idx])
         train = _tensors(data, train_idx, config)
         val = _tensors(data, val_idx, config) if n_val else train
         net = RulNet(n_in, n_modes=n_modes, width=config.width, dropout=config.dropout)
@@ -201,7 +221,57 @@ def train_ensemble(data: SequenceData, config: TrainConfig, n_modes: int = 1) ->
             }
         )
         log.info("member %d: val RMSE %.2f after %d epochs", member, best, epochs_run)
-    return TrainedEnsemble(members, config, n_in, n_modes, history)
+    ensemble = TrainedEnsemble(members, config, n_in, n_modes, history, held_out)
+    if config.calibrate:
+        try:
+            ensemble.calibration = fit_calibration(ensemble, data)
+        except ValueError as error:  # no held-out unit long enough: serve uncalibrated
+            log.warning("no calibration: %s", error)
+        else:
+            log.info("calibration: %d knots on %d held-out cuts",
+                     len(ensemble.calibration.knots), ensemble.calibration.rows)  # fmt: skip
+    return ensemble
+
+
+def out_of_member_cuts(
+    ensemble: TrainedEnsemble, data: SequenceData
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Each member's RUL (time units) on every test-like cut of its held-out units, and
+    the true RUL after each cut (``TrainConfig.calibration_min_history`` / ``_max_rul``).
+    """
+    config = ensemble.config
+    predicted, true = [], []
+    for net, units in zip(ensemble.members, ensemble.held_out, strict=True):
+        cuts = cut_windows(
+            [data.sequences[i] for i in units],
+            [data.rul[i] for i in units],
+            config.window_spec,
+            [data.ages[i] for i in units] if data.ages is not None else None,
+            config.calibration_min_history,
+            config.calibration_max_rul,
+        )
+        if cuts.rul.size == 0:
+            continue
+        with torch.inference_mode():
+            x = torch.from_numpy(cuts.inputs)
+            rul = torch.cat([net(chunk)[0] for chunk in torch.split(x, 2048)])
+        predicted.append(torch.clamp(rul, min=0.0).numpy().astype(np.float64) * config.rul_cap)
+        true.append(cuts.rul)
+    if not predicted:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(predicted), np.concatenate(true)
+
+
+def fit_calibration(ensemble: TrainedEnsemble, data: SequenceData) -> RulCalibration:
+    """The isotonic map fitted on ``out_of_member_cuts``.
+
+    Raises:
+        ValueError: no held-out unit is long enough to be cut.
+    """
+    predicted, true = out_of_member_cuts(ensemble, data)
+    if predicted.size == 0:
+        raise ValueError("calibration needs held-out units with test-like cuts")
+    return fit_isotonic(predicted, true, ensemble.config.calibration_step)
 
 
 def predict(
