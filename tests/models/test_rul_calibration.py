@@ -26,6 +26,7 @@ from models.rul.training import (  # noqa: E402
     out_of_member_cuts,
     train_ensemble,
 )
+from tests.models.ensemble_checks import assert_merged_graph_matches_members  # noqa: E402
 
 TINY = TrainConfig(
     window=20, epochs=2, ensemble=2, width=16, batch_size=128, threads=1, age_scale=100.0,
@@ -123,14 +124,7 @@ def test_the_calibration_is_part_of_the_exported_graph(
     raw = evaluate_on_test(plain, prepared)
     served = evaluate_on_test(calibrated, prepared)
     np.testing.assert_allclose(served, calibrated.calibration.apply(raw), atol=1e-3)
-    inputs = torch.from_numpy(
-        np.random.default_rng(3).normal(size=(64, 20, calibrated.n_channels)).astype("f4")
-    )
-    with torch.inference_mode():
-        members = calibrated.serving_module()(inputs)
-        merged = calibrated.export_module()(inputs)
-    for expected, got in zip(members, merged, strict=True):
-        assert torch.allclose(expected, got, atol=1e-4)
+    assert_merged_graph_matches_members(calibrated, atol=1e-4)
     path = tmp_path / "model.onnx"
     export_sequence_onnx(calibrated, path)
     assert check_parity(calibrated, path) <= 1e-4
