@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "device-sdk": ["benchmarks.device_sdk.bench_sdk"],
     "firmware-sim": ["benchmarks.firmware_sim.bench_sim"],
     "ingest": ["benchmarks.ingest.bench_ingest"],
+    "ingest-decode": ["benchmarks.ingest.bench_decode"],
     "models-onnx": ["benchmarks.models.onnx_vs_torch"],
     "gateway": ["benchmarks.gateway.bench_gateway"],
     "care": ["benchmarks.care.bench_care"],
