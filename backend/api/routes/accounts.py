@@ -8,14 +8,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from psycopg import sql
-from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from backend.api.auth import Principal, require_roles
 from backend.api.deps import Connection, DbConnection
 from backend.api.errors import ApiError, error_responses, not_found
-from backend.api.pagination import MAX_ID, Page, PageParams, page_of, page_params
+from backend.api.pagination import MAX_ID, Page, PageParams, page_params
 from backend.api.params import ResourceId
+from backend.api.rows import fetch_page
 from backend.api.scoping import account_condition
 from backend.customers.errors import (
     AccountNotFoundError,
@@ -136,9 +136,7 @@ def list_accounts(
         "csm": csm_user_id,
         "limit": page.limit + 1,
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [AccountPublic.model_validate(r) for r in cur.execute(query, values)]
-    return page_of(rows, page, lambda a: a.id)
+    return fetch_page(conn, query, values, AccountPublic, page)
 
 
 @router.get(
@@ -201,17 +199,15 @@ def health_history(
 ) -> Page[HealthPublic]:
     """Every stored score with the inputs, components and weights version that explain it."""
     _visible(conn, principal, account_id)
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [
-            HealthPublic.model_validate(r)
-            for r in cur.execute(
-                "SELECT id, computed_at, score, band, trend, churn_risk, components, inputs, "
-                "weights_version FROM health_scores WHERE account_id = %s AND id < %s "
-                "ORDER BY id DESC LIMIT %s",
-                (account_id, page.before_descending(), page.limit + 1),
-            )
-        ]
-    return page_of(rows, page, lambda h: h.id)
+    return fetch_page(
+        conn,
+        "SELECT id, computed_at, score, band, trend, churn_risk, components, inputs, "
+        "weights_version FROM health_scores WHERE account_id = %s AND id < %s "
+        "ORDER BY id DESC LIMIT %s",
+        (account_id, page.before_descending(), page.limit + 1),
+        HealthPublic,
+        page,
+    )
 
 
 @router.get(
@@ -227,16 +223,14 @@ def segment_history(
     page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[SegmentPublic]:
     _visible(conn, principal, account_id)
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [
-            SegmentPublic.model_validate(r)
-            for r in cur.execute(
-                "SELECT id, computed_at, segment, features FROM account_segments "
-                "WHERE account_id = %s AND id < %s ORDER BY id DESC LIMIT %s",
-                (account_id, page.before_descending(), page.limit + 1),
-            )
-        ]
-    return page_of(rows, page, lambda s: s.id)
+    return fetch_page(
+        conn,
+        "SELECT id, computed_at, segment, features FROM account_segments "
+        "WHERE account_id = %s AND id < %s ORDER BY id DESC LIMIT %s",
+        (account_id, page.before_descending(), page.limit + 1),
+        SegmentPublic,
+        page,
+    )
 
 
 @router.get(

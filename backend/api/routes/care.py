@@ -12,14 +12,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from psycopg import sql
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.api.auth import Principal, require_roles
 from backend.api.deps import Connection, DbConnection
 from backend.api.errors import ApiError, error_responses, not_found
-from backend.api.pagination import MAX_ID, Page, PageParams, page_of, page_params
+from backend.api.pagination import MAX_ID, Page, PageParams, page_params
 from backend.api.params import ResourceId, aware
+from backend.api.rows import fetch_one, fetch_page
 from backend.api.scoping import account_condition, ticket_condition
 from backend.care.errors import AssignmentError, NotFoundError, RuleError, TransitionError
 from backend.care.lifecycle import record_outcome, transition_alert, transition_ticket
@@ -130,11 +130,7 @@ class TicketOutcome(BaseModel):
 def _scoped_ticket(conn: Connection, principal: Principal, ticket_id: int) -> TicketView:
     scope, params = ticket_condition(principal)
     query = sql.SQL("SELECT t.* FROM tickets t WHERE t.id = %(id)s AND {}").format(scope)
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(query, {**params, "id": ticket_id}).fetchone()
-    if row is None:
-        raise not_found("ticket", ticket_id)
-    return TicketView.model_validate(row)
+    return fetch_one(conn, query, {**params, "id": ticket_id}, TicketView, "ticket", ticket_id)
 
 
 @router.get(
@@ -185,9 +181,7 @@ def list_tickets(
         "priority": max_priority,
         "limit": page.limit + 1,
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [TicketView.model_validate(r) for r in cur.execute(query, values)]
-    return page_of(rows, page, lambda t: t.id)
+    return fetch_page(conn, query, values, TicketView, page)
 
 
 @router.get(
@@ -302,11 +296,7 @@ class AlertAction(BaseModel):
 def _scoped_alert(conn: Connection, principal: Principal, alert_id: int) -> AlertView:
     scope, params = account_condition(principal, "al.account_id")
     query = sql.SQL("SELECT al.* FROM alerts al WHERE al.id = %(id)s AND {}").format(scope)
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(query, {**params, "id": alert_id}).fetchone()
-    if row is None:
-        raise not_found("alert", alert_id)
-    return AlertView.model_validate(row)
+    return fetch_one(conn, query, {**params, "id": alert_id}, AlertView, "alert", alert_id)
 
 
 @router.get(
@@ -343,9 +333,7 @@ def list_alerts(
         "account": account_id,
         "limit": page.limit + 1,
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [AlertView.model_validate(r) for r in cur.execute(query, values)]
-    return page_of(rows, page, lambda a: a.id)
+    return fetch_page(conn, query, values, AlertView, page)
 
 
 @router.get(
@@ -430,9 +418,7 @@ def list_incidents(
         "open_only": open_only,
         "limit": page.limit + 1,
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [IncidentView.model_validate(r) for r in cur.execute(query, values)]
-    return page_of(rows, page, lambda i: i.id)
+    return fetch_page(conn, query, values, IncidentView, page)
 
 
 # -- rules -----------------------------------------------------------------------------

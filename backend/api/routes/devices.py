@@ -13,9 +13,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from backend.api.auth import Principal, require_roles
 from backend.api.deps import Connection, DbConnection
-from backend.api.errors import ApiError, error_responses, not_found
-from backend.api.pagination import MAX_ID, Page, PageParams, page_of, page_params
+from backend.api.errors import ApiError, error_responses
+from backend.api.pagination import MAX_ID, Page, PageParams, page_params
 from backend.api.params import ResourceId
+from backend.api.rows import fetch_one, fetch_page
 from backend.api.scoping import device_condition
 
 router = APIRouter(tags=["devices"])
@@ -102,11 +103,9 @@ def fetch_device(conn: Connection, principal: Principal, device_id: int) -> Devi
     """The device when it exists and the caller may see it; 404 otherwise."""
     scope, params = device_condition(principal)
     query = sql.SQL("SELECT {} WHERE d.id = %(device_id)s AND {}").format(_DEVICE_COLUMNS, scope)
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(query, {**params, "device_id": device_id}).fetchone()
-    if row is None:
-        raise not_found("device", device_id)
-    return DevicePublic.model_validate(row)
+    return fetch_one(
+        conn, query, {**params, "device_id": device_id}, DevicePublic, "device", device_id
+    )
 
 
 @router.get(
@@ -149,9 +148,7 @@ def list_devices(
         "prefix": external_id_prefix,
         "limit": page.limit + 1,
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [DevicePublic.model_validate(r) for r in cur.execute(query, values)]
-    return page_of(rows, page, lambda d: d.id)
+    return fetch_page(conn, query, values, DevicePublic, page)
 
 
 @router.get(

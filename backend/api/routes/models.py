@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from backend.api.auth import Principal, require_roles
 from backend.api.deps import DbConnection
-from backend.api.errors import error_responses, not_found
-from backend.api.pagination import Page, PageParams, page_of, page_params
+from backend.api.errors import error_responses
+from backend.api.pagination import Page, PageParams, page_params
 from backend.api.params import ResourceId
+from backend.api.rows import fetch_one, fetch_page
 
 router = APIRouter(tags=["models"])
 
@@ -73,9 +73,7 @@ def list_model_versions(
         "status": status,
         "limit": page.limit + 1,
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [ModelVersionPublic.model_validate(r) for r in cur.execute(query, values)]
-    return page_of(rows, page, lambda m: m.id)
+    return fetch_page(conn, query, values, ModelVersionPublic, page)
 
 
 @router.get(
@@ -88,8 +86,11 @@ def get_model_version(
     conn: DbConnection, _: ModelReader, model_version_id: ResourceId
 ) -> ModelVersionPublic:
     """One model version."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_SELECT + " WHERE id = %s", (model_version_id,)).fetchone()
-    if row is None:
-        raise not_found("model version", model_version_id)
-    return ModelVersionPublic.model_validate(row)
+    return fetch_one(
+        conn,
+        _SELECT + " WHERE id = %s",
+        (model_version_id,),
+        ModelVersionPublic,
+        "model version",
+        model_version_id,
+    )

@@ -13,9 +13,10 @@ from pydantic import BaseModel
 from backend.api.auth import Principal, require_roles
 from backend.api.deps import DbConnection
 from backend.api.errors import ApiError, error_responses
-from backend.api.pagination import MAX_ID, Page, PageParams, page_of, page_params
+from backend.api.pagination import MAX_ID, Page, PageParams, page_params
 from backend.api.params import ResourceId, aware
 from backend.api.routes.devices import fetch_device
+from backend.api.rows import fetch_page
 from backend.api.scoping import device_condition
 
 router = APIRouter(tags=["predictions"])
@@ -85,9 +86,7 @@ def list_predictions(
         "since": aware(since, "since") if since is not None else None,
         "limit": page.limit + 1,
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [PredictionPublic.model_validate(r) for r in cur.execute(query, values)]
-    return page_of(rows, page, lambda p: p.id)
+    return fetch_page(conn, query, values, PredictionPublic, page)
 
 
 @router.get(
@@ -119,9 +118,7 @@ def device_predictions(
         "until": aware(until, "until") if until is not None else None,
         "limit": page.limit + 1,
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [PredictionPublic.model_validate(r) for r in cur.execute(query, values)]
-    return page_of(rows, page, lambda p: p.id)
+    return fetch_page(conn, query, values, PredictionPublic, page)
 
 
 @router.get(

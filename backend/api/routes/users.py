@@ -19,8 +19,9 @@ from backend.api.auth import (
 )
 from backend.api.deps import Connection, DbConnection
 from backend.api.errors import ApiError, error_responses, not_found
-from backend.api.pagination import Page, PageParams, page_of, page_params
+from backend.api.pagination import Page, PageParams, page_params
 from backend.api.params import ResourceId
+from backend.api.rows import fetch_one, fetch_page
 
 router = APIRouter(tags=["users"])
 
@@ -79,11 +80,7 @@ _KEY_SELECT = (
 
 
 def _user(conn: Connection, user_id: int) -> UserPublic:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_USER_SELECT + " WHERE id = %s", (user_id,)).fetchone()
-    if row is None:
-        raise not_found("user", user_id)
-    return UserPublic.model_validate(row)
+    return fetch_one(conn, _USER_SELECT + " WHERE id = %s", (user_id,), UserPublic, "user", user_id)
 
 
 def _audit(conn: Connection, actor: Principal, action: str, kind: str, subject: int) -> None:
@@ -123,9 +120,7 @@ def list_users(
         "all": include_disabled,
         "limit": page.limit + 1,
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [UserPublic.model_validate(r) for r in cur.execute(query, values)]
-    return page_of(rows, page, lambda u: u.id)
+    return fetch_page(conn, query, values, UserPublic, page)
 
 
 @router.post(
