@@ -19,6 +19,8 @@ from fastapi.templating import Jinja2Templates
 from backend.api.auth import Principal, authenticate
 from backend.api.deps import DbConnection
 from backend.api.errors import ApiError
+from backend.care.errors import TransitionError
+from backend.care.lifecycle import transition_alert, transition_ticket
 from backend.console import queries
 from backend.console.charts import sensor_with_risk_svg
 from backend.console.session import (
@@ -193,6 +195,20 @@ def ticket_page(request: Request, conn: DbConnection, ticket_id: int) -> Respons
     )
 
 
+def _form_caller(
+    request: Request, conn: DbConnection, csrf: str | None
+) -> tuple[Principal, str] | Response:
+    """The signed-in caller of a form post and their key, or the page to answer instead: the
+    sign-in page without a session, 403 when the form's CSRF token is not the session's."""
+    try:
+        principal, key = principal_of(conn, request)
+    except SignInRequiredError:
+        return _to_login()
+    if not csrf_valid(key, csrf):
+        return _render(request, "base.html", principal, key, 403, error="The form expired.")
+    return principal, key
+
+
 def _ticket_action(
     request: Request,
     conn: DbConnection,
@@ -201,15 +217,11 @@ def _ticket_action(
     to_status: str,
     **kwargs: Any,
 ) -> Response:
-    from backend.care.errors import TransitionError
-    from backend.care.lifecycle import transition_ticket
 
-    try:
-        principal, key = principal_of(conn, request)
-    except SignInRequiredError:
-        return _to_login()
-    if not csrf_valid(key, csrf):
-        return _render(request, "base.html", principal, key, 403, error="The form expired.")
+    caller = _form_caller(request, conn, csrf)
+    if isinstance(caller, Response):
+        return caller
+    principal, key = caller
     if (
         not queries.can_act_on_tickets(principal)
         or queries.ticket(conn, principal, ticket_id) is None
@@ -310,15 +322,11 @@ def account_page(request: Request, conn: DbConnection, account_id: int) -> Respo
 def _alert_action(
     request: Request, conn: DbConnection, alert_id: int, csrf: str | None, to_status: str
 ) -> Response:
-    from backend.care.errors import TransitionError
-    from backend.care.lifecycle import transition_alert
 
-    try:
-        principal, key = principal_of(conn, request)
-    except SignInRequiredError:
-        return _to_login()
-    if not csrf_valid(key, csrf):
-        return _render(request, "base.html", principal, key, 403, error="The form expired.")
+    caller = _form_caller(request, conn, csrf)
+    if isinstance(caller, Response):
+        return caller
+    principal, key = caller
     account_id = queries.alert_account(conn, alert_id)
     if (
         account_id is None
