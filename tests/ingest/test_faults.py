@@ -21,7 +21,7 @@ import pytest
 from backend.ingest.loadgen import FleetPublisher, FleetSpec, register_fleet
 from backend.storage.migrator import apply_migrations
 from fleetcare.embedded.mosquitto import MosquittoBroker
-from fleetcare.embedded.ports import free_tcp_port
+from fleetcare.embedded.ports import free_tcp_port, free_tcp_port_run
 from tests.ingest.conftest import FleetFactory
 from tests.ingest.helpers import ingest_process, scrape, stored, wait_until
 
@@ -197,9 +197,7 @@ def test_two_workers_one_killed(
     ingest_db: str, mosquitto: MosquittoBroker, root: str, fleet: FleetFactory, log_path: Path
 ) -> None:
     spec = fleet(devices=8, readings_per_message=10, metrics=("a", "b"))
-    port = free_tcp_port()
-    while port + 1 == free_tcp_port():  # worker 1 serves on port + 1
-        port = free_tcp_port()
+    port = free_tcp_port_run(2)  # worker 1 serves on port + 1
     supervisor = ingest_process(
         ingest_env(ingest_db, mosquitto, root, port), "--workers", "2", log_path=log_path
     )
@@ -231,9 +229,7 @@ def test_two_workers_broker_restarted_mid_stream(
     restarted mid-stream: plain subscriptions come back with the sessions, so nothing
     published after the restart finds the workers unsubscribed."""
     spec = fleet(devices=8, readings_per_message=10, metrics=("a", "b"))
-    port = free_tcp_port()
-    while port + 1 == free_tcp_port():  # worker 1 serves on port + 1
-        port = free_tcp_port()
+    port = free_tcp_port_run(2)  # worker 1 serves on port + 1
     supervisor = ingest_process(
         ingest_env(ingest_db, mosquitto, root, port), "--workers", "2", log_path=log_path
     )
