@@ -178,6 +178,12 @@ class DeviceConfig(BaseModel):
     """How long a partial batch waits for more entries before it is sent."""
     max_in_flight: Annotated[int, Field(ge=1, le=1000)] = 20
     """Messages published and not yet acknowledged (paho reuses ids past 65,535)."""
+    hold_unrouted: bool = True
+    """MQTT 5: when the broker acknowledges a batch with reason 0x10 (no matching
+    subscribers: nothing consumes the channel right now, e.g. ingest's shared subscription
+    is not back yet after a broker restart), keep its entries and send them again after a
+    backoff (``reconnect_min_s`` doubling up to ``reconnect_max_s``) instead of counting them
+    as delivered. ``False``: the broker's acknowledgement is final, subscriber or not."""
 
     # input validation
     metric_catalogue: frozenset[str] | None = None

@@ -79,7 +79,7 @@ class Callbacks:
     def __init__(
         self,
         on_connected: Callable[[Link], None],
-        on_puback: Callable[[Link, int, bool, str], None],
+        on_puback: Callable[[Link, int, int, str], None],
         on_message: Callable[[str, bytes], None],
         on_subscribed: Callable[[Link], None],
     ) -> None:
@@ -188,7 +188,7 @@ def _wire_callbacks(link: Link, callbacks: Callbacks) -> None:
     def on_publish(
         _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any
     ) -> None:
-        callbacks.on_puback(link, mid, not reason.is_failure, str(reason))
+        callbacks.on_puback(link, mid, reason.value, str(reason))
 
     def on_message(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         callbacks.on_message(message.topic, bytes(message.payload))

@@ -296,6 +296,7 @@ class Core:
             dropped=stats.dropped,
             reconnects=publisher.reconnects,
             connect_failures=publisher.connect_failures,
+            unrouted=publisher.unrouted,
             oldest_unsent_age_s=max(0.0, (now_ms() - oldest) / 1000) if oldest else None,
             queue_bytes=stats.bytes,
             queue_max_bytes=stats.max_bytes,

@@ -215,6 +215,8 @@ class Health(BaseModel):
     reconnects: Count
     """Successful connections after the first one, since this client started."""
     connect_failures: Count
+    unrouted: Count = 0
+    """MQTT 5 batches the broker had no subscriber for (reason 0x10), held and sent again."""
     oldest_unsent_age_s: Annotated[float, Field(ge=0)] | None = None
     """Age of the oldest unacknowledged entry (time since it was queued); ``None`` if empty."""
     queue_bytes: Count
