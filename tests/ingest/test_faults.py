@@ -20,6 +20,7 @@ import pytest
 
 from backend.ingest.loadgen import FleetPublisher, FleetSpec, register_fleet
 from backend.storage.migrator import apply_migrations
+from device_sdk import DeviceClient, DeviceConfig
 from fleetcare.embedded.mosquitto import MosquittoBroker
 from fleetcare.embedded.ports import free_tcp_port, free_tcp_port_run
 from tests.ingest.conftest import FleetFactory
@@ -250,3 +251,79 @@ def test_two_workers_broker_restarted_mid_stream(
     assert all(v[written] > 0 for v in values), "both workers should have written"
     assert all(v["fleetcare_ingest_messages_other_partition_total"] > 0 for v in values)
     assert all(v['fleetcare_ingest_mqtt_connects_total{protocol="5"}'] >= 2 for v in values)
+
+
+def test_two_shared_workers_broker_restarted_sdk_devices_hold_what_nobody_took(
+    ingest_db: str,
+    mosquitto: MosquittoBroker,
+    root: str,
+    fleet: FleetFactory,
+    log_path: Path,
+    tmp_path: Path,
+) -> None:
+    """Two workers on a shared subscription, the broker restarted while SDK devices publish.
+
+    Mosquitto 2.0.11 brings the workers' sessions back without their shared subscriptions;
+    devices reconnect first, and what they publish before a worker subscribes again is
+    acknowledged with reason 0x10 (no matching subscribers). The SDK holds those batches and
+    sends them again, so nothing is lost."""
+    spec = fleet(devices=4, metrics=("a", "b"))
+    port = free_tcp_port_run(2)
+    env = {
+        **ingest_env(ingest_db, mosquitto, root, port),
+        "FLEETCARE_INGEST_SUBSCRIPTION": "shared",
+    }
+    supervisor = ingest_process(env, "--workers", "2", log_path=log_path)
+    stop_devices = threading.Event()
+    recorded = [0] * spec.devices
+
+    def device(index: int, client: DeviceClient) -> None:
+        while not stop_devices.is_set():
+            client.record({"a": float(recorded[index]), "b": 1.5})
+            recorded[index] += 1
+            time.sleep(0.004)
+
+    clients = [
+        DeviceClient(
+            DeviceConfig(
+                device_id=spec.device_id(i),
+                broker_urls=(mosquitto.url,),
+                queue_path=tmp_path / f"queue-{i}",
+                topic_root=root,
+                protocol="5",
+                reconnect_min_s=0.1,
+                reconnect_max_s=0.5,
+                batch_linger_s=0.02,
+                state_interval_s=0,
+            )
+        )
+        for i in range(spec.devices)
+    ]
+    threads = [threading.Thread(target=device, args=(i, c)) for i, c in enumerate(clients)]
+    try:
+        assert wait_metrics(port)
+        assert wait_metrics(port + 1)
+        for client in clients:
+            client.start()
+            client.wait_connected(10)
+        for thread in threads:
+            thread.start()
+        time.sleep(2.0)
+        mosquitto.restart()
+        time.sleep(3.0)
+        stop_devices.set()
+        for thread in threads:
+            thread.join(10)
+        total = sum(recorded)
+        assert wait_until(lambda: stored(ingest_db, spec).readings >= total, 40)
+        unrouted = sum(c.health().unrouted for c in clients)
+        values = [scrape(p) for p in (port, port + 1)]
+    finally:
+        stop_devices.set()
+        for client in clients:
+            client.stop()
+        stop(supervisor)
+    assert stored(ingest_db, spec) == (total, total, total)
+    written = 'fleetcare_ingest_messages_written_total{channel="telemetry"}'
+    assert all(v[written] > 0 for v in values), "both workers should have written"
+    print(f"shared, broker restarted: {total} readings, {unrouted} batches held on PUBACK 0x10")
