@@ -12,12 +12,13 @@ on). Rates count what landed in the database, not what was sent:
 2. **naive**: ``benchmarks.ingest.naive`` (paho subscriber, one INSERT and one commit per
    message), fed with one reading per message (the tutorial's devices), and fed with the
    same 50-reading batches as fleetcare.
-3. **fleetcare ingest** (``python -m backend.ingest run``) with one worker and with two
-   (shared subscription): *drain*, the rate of committing a backlog the broker holds
-   (publisher idle: the ingest, broker and database have the machine); *live*, the landed
-   rate while ``benchmarks.ingest.publish`` (a separate process on this machine) publishes
-   at the drain rate. After each live phase everything is drained and the stored readings
-   are counted: sent == stored, no duplicates.
+3. **fleetcare ingest** (``python -m backend.ingest run``) with one worker and with two,
+   once on a shared subscription and once partitioned (``--two-workers``): *drain*, the
+   rate of committing a backlog the broker holds (publisher idle: the ingest, broker and
+   database have the machine); *live*, the landed rate while ``benchmarks.ingest.publish``
+   (a separate process on this machine) publishes at the drain rate. After each live phase
+   everything is drained and the stored readings are counted: sent == stored, no
+   duplicates.
 4. **latency**: one worker fed at half its live rate (the most it sustains with the
    publisher on the same machine); p50/p99 of device send time to commit
    (``fleetcare_ingest_end_to_end_lag_seconds``, bucket upper bounds), and its memory.
@@ -56,7 +57,7 @@ from backend.storage.copy_writer import TelemetryCopyBatch, copy_telemetry, pack
 from backend.storage.migrator import apply_migrations
 from device_sdk.wire import decode_batch
 from fleetcare.embedded.mosquitto import MosquittoBroker, MosquittoConfig
-from fleetcare.embedded.ports import free_tcp_port
+from fleetcare.embedded.ports import free_tcp_port, free_tcp_port_run
 
 SHARED_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO = Path(__file__).resolve().parents[2]
@@ -268,7 +269,13 @@ class Bench:
 
     @contextmanager
     def ingest(
-        self, url: str, broker: MosquittoBroker, root: str, workers: int, port: int
+        self,
+        url: str,
+        broker: MosquittoBroker,
+        root: str,
+        workers: int,
+        port: int,
+        subscription: str = "auto",
     ) -> Iterator[subprocess.Popen[bytes]]:
         env = {
             **os.environ,
@@ -277,7 +284,7 @@ class Bench:
             "FLEETCARE_TOPIC_ROOT": root,
             "FLEETCARE_INGEST_METRICS_PORT": str(port),
             "FLEETCARE_INGEST_CLIENT_ID_PREFIX": f"bench-{root}",
-            "FLEETCARE_INGEST_SUBSCRIPTION": self.args.subscription,
+            "FLEETCARE_INGEST_SUBSCRIPTION": subscription,
             "FLEETCARE_LOG_LEVEL": "WARNING",
         }
         log_file = (self.workdir / f"ingest-{root}.log").open("ab")
@@ -331,18 +338,20 @@ class Bench:
             time.sleep(0.1)
         raise RuntimeError(f"ingest committed {self.written(port, workers):,.0f} of {target:,.0f}")
 
-    def fleetcare(self, workers: int) -> tuple[Result, Result]:
+    def fleetcare(self, workers: int, subscription: str = "auto") -> tuple[Result, Result]:
         spec = self.spec(50)
-        url = self.database(f"fleetcare{workers}", spec)
-        root = f"fc{workers}"
-        port = free_tcp_port()
+        tag = f"{workers}{subscription}"
+        url = self.database(f"fleetcare{tag}", spec)
+        root = f"fc{tag}"
+        port = free_tcp_port_run(workers)
+        mode = self.mode(workers, subscription)
         with self.broker() as broker:
-            with self.ingest(url, broker, root, workers, port):
+            with self.ingest(url, broker, root, workers, port, subscription):
                 pass  # sessions exist: the broker queues for them from now on
             backlog = self.published(
                 self.publish(broker, root, spec, self.args.drain_messages, None, 1)
             )
-            with self.ingest(url, broker, root, workers, port) as process:
+            with self.ingest(url, broker, root, workers, port, subscription) as process:
                 started = time.monotonic()
                 first = self.wait_written(port, workers, 1, 60)
                 t0, c0 = time.monotonic(), self.written(port, workers)
@@ -351,7 +360,7 @@ class Bench:
                 self.wait_written(port, workers, backlog["readings"], 300)
                 drain = (backlog["readings"] - c0) / (time.monotonic() - t0)
                 log(
-                    f"fleetcare {workers} worker(s), drain: {drain:,.0f} readings/s "
+                    f"fleetcare {workers} worker(s){mode}, drain: {drain:,.0f} readings/s "
                     f"(first commit {first:,.0f})"
                 )
                 rate = drain / spec.readings_per_message
@@ -366,7 +375,10 @@ class Bench:
                 self.wait_written(port, workers, total, 300)
             stored = self.stored(url)
         live_rate = (c1 - c0) / (t1 - t0)
-        log(f"fleetcare {workers} worker(s), live: {live_rate:,.0f} readings/s; stored {stored}")
+        log(
+            f"fleetcare {workers} worker(s){mode}, live: {live_rate:,.0f} readings/s; "
+            f"stored {stored}"
+        )
         if stored != (total, total, total):
             raise RuntimeError(
                 f"arrivals: sent {total}, stored (rows, distinct rows, readings) {stored}"
@@ -378,25 +390,23 @@ class Bench:
         )
         return (
             Result(
-                f"fleetcare ingest, {workers} worker(s){self.mode(workers)}, drain "
-                "(backlog in the broker)",
+                f"fleetcare ingest, {workers} worker(s){mode}, drain (backlog in the broker)",
                 drain,
                 f"{backlog['readings']:,} readings",
             ),
             Result(
-                f"fleetcare ingest, {workers} worker(s){self.mode(workers)}, live "
-                "(publisher at the drain rate)",
+                f"fleetcare ingest, {workers} worker(s){mode}, live (publisher at the drain rate)",
                 live_rate,
                 note,
             ),
         )
 
-    def mode(self, workers: int) -> str:
+    @staticmethod
+    def mode(workers: int, subscription: str) -> str:
         """The subscription mode in a result's name, for several workers."""
         if workers == 1:
             return ""
-        mode = str(self.args.subscription)
-        return f" ({'partitioned' if mode == 'auto' else mode})"
+        return f" ({'partitioned' if subscription == 'auto' else subscription})"
 
     def sample_rss(
         self, process: subprocess.Popen[bytes], seconds: float, every_s: float = 1.0
@@ -530,11 +540,10 @@ def main(argv: list[str] | None = None) -> None:
         "or paho-mqtt",
     )
     parser.add_argument(
-        "--subscription",
-        choices=("auto", "partitioned", "shared"),
-        default="auto",
-        help="FLEETCARE_INGEST_SUBSCRIPTION of the ingest phases (auto: plain for one "
-        "worker, partitioned for two)",
+        "--two-workers",
+        default="shared,partitioned",
+        help="comma-separated FLEETCARE_INGEST_SUBSCRIPTION modes to run two workers with "
+        "(shared, partitioned; default both)",
     )
     parser.add_argument(
         "--memory-only",
@@ -565,7 +574,8 @@ def main(argv: list[str] | None = None) -> None:
         one_drain, one_live = bench.fleetcare(1)
         results += [one_drain, one_live]
         if not args.skip_two_workers:
-            results += list(bench.fleetcare(2))
+            for subscription in args.two_workers.split(","):
+                results += list(bench.fleetcare(2, subscription.strip()))
         half = bench.latency(one_live.readings_per_s / 2, args.duration, "latency")
         results.append(half)
         if args.memory_minutes:
