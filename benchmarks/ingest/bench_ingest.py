@@ -16,7 +16,10 @@ on). Rates count what landed in the database, not what was sent:
    once on a shared subscription and once partitioned (``--two-workers``): *drain*, the
    rate of committing a backlog the broker holds (publisher idle: the ingest, broker and
    database have the machine); *live*, the landed rate while ``benchmarks.ingest.publish``
-   (a separate process on this machine) publishes at the drain rate. After each live phase
+   (a separate process on this machine) publishes at the drain rate (more than the ingest
+   takes while it shares the machine: the broker queues the rest); *live, sustained*, the
+   highest fixed publisher rate, in steps of 10 %, at which what lands matches what is
+   offered with a device-to-commit p99 under 1 s (:class:`Steady`). After the live phases
    everything is drained and the stored readings are counted: sent == stored, no
    duplicates.
 4. **latency**: one worker fed at half its live rate (the most it sustains with the
@@ -338,7 +341,7 @@ class Bench:
             time.sleep(0.1)
         raise RuntimeError(f"ingest committed {self.written(port, workers):,.0f} of {target:,.0f}")
 
-    def fleetcare(self, workers: int, subscription: str = "auto") -> tuple[Result, Result]:
+    def fleetcare(self, workers: int, subscription: str = "auto") -> tuple[Result, Result, Result]:
         spec = self.spec(50)
         tag = f"{workers}{subscription}"
         url = self.database(f"fleetcare{tag}", spec)
@@ -372,9 +375,12 @@ class Bench:
                 c1, t1 = self.written(port, workers), time.monotonic()
                 live = self.published(publisher)
                 total = backlog["readings"] + live["readings"]
+                live_rate = (c1 - c0) / (t1 - t0)
+                steady = Steady(self, broker, root, spec, port, workers, done=total)
+                sustained = steady.highest(live_rate)
+                total = steady.done
                 self.wait_written(port, workers, total, 300)
             stored = self.stored(url)
-        live_rate = (c1 - c0) / (t1 - t0)
         log(
             f"fleetcare {workers} worker(s){mode}, live: {live_rate:,.0f} readings/s; "
             f"stored {stored}"
@@ -398,6 +404,12 @@ class Bench:
                 f"fleetcare ingest, {workers} worker(s){mode}, live (publisher at the drain rate)",
                 live_rate,
                 note,
+            ),
+            Result(
+                f"fleetcare ingest, {workers} worker(s){mode}, live, sustained (the highest "
+                "publisher rate it keeps up with)",
+                sustained.landed if sustained is not None else 0.0,
+                steady.summary(),
             ),
         )
 
@@ -468,6 +480,104 @@ class Bench:
             f"RSS {rss[0]:.0f} MiB at start, "
             f"{min(rss):.0f}-{max(rss):.0f} MiB over the run; sent {sent['readings']:,} = stored",
             {"p50_s": p50, "p99_s": p99, "rss_mib": rss},
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rate tried: what was published, what landed, and the lag while it ran."""
+
+    offered: float
+    landed: float
+    p99_s: float
+
+    @property
+    def kept_up(self) -> bool:
+        """Landed what was offered (within 3 %) with a p99 lag under 1 s."""
+        return self.landed >= 0.97 * self.offered and self.p99_s <= 1.0
+
+
+class Steady:
+    """Finds the highest publisher rate the ingest keeps up with, with the publisher live.
+
+    "Live" at the drain rate overloads the ingest on purpose: the publisher then spends CPU
+    on messages the broker can only queue, which the ingest pays for on a shared machine. A
+    streaming system's throughput is the rate it sustains: each step publishes at a fixed
+    rate for ``--duration`` seconds once the broker's queue is empty, and passes when what
+    landed matches what was offered and the device-to-commit lag's p99 stays under 1 s.
+    Steps go up by 10 % from the overloaded live rate until one fails (down by 10 % when
+    the first fails).
+    """
+
+    UP = (1.0, 1.1, 1.2, 1.3, 1.4, 1.5)
+    DOWN = (0.9, 0.8, 0.7)
+
+    def __init__(
+        self,
+        bench: Bench,
+        broker: MosquittoBroker,
+        root: str,
+        spec: FleetSpec,
+        port: int,
+        workers: int,
+        done: int,
+    ) -> None:
+        self.bench, self.broker, self.root, self.spec = bench, broker, root, spec
+        self.port, self.workers = port, workers
+        self.done = done
+        """Readings published so far (all must land before the next step starts)."""
+        self.steps: list[Step] = []
+
+    def highest(self, live_rate: float) -> Step | None:
+        passed: Step | None = None
+        for factor in self.UP:
+            step = self.run(live_rate * factor)
+            if not step.kept_up:
+                break
+            passed = step
+        if passed is None:
+            for factor in self.DOWN:
+                step = self.run(live_rate * factor)
+                if step.kept_up:
+                    return step
+        return passed
+
+    def run(self, readings_per_s: float) -> Step:
+        bench, duration = self.bench, self.bench.args.duration
+        bench.wait_written(self.port, self.workers, self.done, 300)
+        rate = readings_per_s / self.spec.readings_per_message
+        first_seq = 20_000_000 * (len(self.steps) + 1)
+        publisher = bench.publish(
+            self.broker, self.root, self.spec, int(rate * (duration + 4)), rate, first_seq
+        )
+        time.sleep(3.0)
+        before = self.scrape()
+        time.sleep(duration)
+        after = self.scrape()
+        self.done += bench.published(publisher)["readings"]
+        _p50, p99, _n = quantiles(before, after)
+        landed = (after.get(WRITTEN, 0.0) - before.get(WRITTEN, 0.0)) / duration
+        step = Step(readings_per_s, landed, p99)
+        self.steps.append(step)
+        log(
+            f"  sustained? offered {readings_per_s:,.0f}/s, landed {landed:,.0f}/s, "
+            f"p99 <= {p99} s: {'kept up' if step.kept_up else 'fell behind'}"
+        )
+        return step
+
+    def scrape(self) -> dict[str, float]:
+        """The workers' metrics, summed."""
+        total: dict[str, float] = {}
+        for index in range(self.workers):
+            for key, value in self.bench.scrape(self.port + index).items():
+                total[key] = total.get(key, 0.0) + value
+        return total
+
+    def summary(self) -> str:
+        return "; ".join(
+            f"{s.offered:,.0f}/s offered: {s.landed:,.0f} landed, p99 <= {s.p99_s * 1000:.0f} ms"
+            f" ({'kept up' if s.kept_up else 'fell behind'})"
+            for s in self.steps
         )
 
 
@@ -571,8 +681,8 @@ def main(argv: list[str] | None = None) -> None:
         naive1 = bench.naive(1, max(200.0, commits.readings_per_s * 3))
         naive50 = bench.naive(50, 400)
         results = [raw, commits, naive1, naive50]
-        one_drain, one_live = bench.fleetcare(1)
-        results += [one_drain, one_live]
+        one_drain, one_live, one_sustained = bench.fleetcare(1)
+        results += [one_drain, one_live, one_sustained]
         if not args.skip_two_workers:
             for subscription in args.two_workers.split(","):
                 results += list(bench.fleetcare(2, subscription.strip()))
