@@ -29,7 +29,6 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from device_sdk._backoff import Backoff
 from device_sdk._config import DeviceConfig, Durability
 from device_sdk._connection import (
     MQTT5,
@@ -41,6 +40,7 @@ from device_sdk._connection import (
     close_link,
     open_link,
 )
+from device_sdk.backoff import Backoff
 from device_sdk.queue import DurableQueue, QueueItem
 from device_sdk.wire.codec import encode_batch
 from device_sdk.wire.payloads import BatchKind

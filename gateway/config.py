@@ -122,12 +122,26 @@ class UplinkConfig(BaseModel):
     cert_file: Path | None = None
     key_file: Path | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=3_600)] = 30
+    connect_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    """How long a connection attempt may take, from opening the TCP (and TLS) connection to
+    the broker's CONNACK, before it is given up and retried with backoff."""
     reconnect_min_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     reconnect_max_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     max_in_flight: Annotated[int, Field(ge=1, le=1_000)] = 20
     batch_max_entries: Annotated[int, Field(ge=1, le=5_000)] = 500
     batch_max_bytes: Annotated[int, Field(ge=1_024, le=200 * 1024)] = 128 * 1024
     state_interval_s: Annotated[float, Field(ge=0, le=86_400)] = 30.0
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    """``auto``: MQTT 5, falling back to 3.1.1 for a broker that refuses 5 (e.g. amqtt), and
+    alternating between the two while a broker never answered a CONNECT of either; ``5`` or
+    ``3.1.1``: that protocol only. Only MQTT 5 tells the gateway that nobody subscribed (see
+    ``hold_unrouted``)."""
+    hold_unrouted: bool = True
+    """MQTT 5: when the broker acknowledges a forwarded batch with reason 0x10 (no matching
+    subscribers: nothing consumes the channel right now, e.g. ingest's shared subscription is
+    not back yet after a broker restart), keep its entries in the queue, stop forwarding for a
+    backoff delay (``reconnect_min_s`` doubling up to ``reconnect_max_s``) and send them
+    again. ``False``: the broker's acknowledgement is final, subscriber or not."""
 
     @field_validator("topic_root")
     @classmethod

@@ -7,6 +7,11 @@ acknowledge the items in the queue only on the broker's PUBACK. After a disconne
 unacknowledged item is read again (same ``seq``): the receiver deduplicates on
 (device, seq). The same thread runs the queues' chores (checkpoints, fsync, reservations),
 turns drops into ``gateway.dropped`` events, and publishes the gateway's ``state``.
+
+An MQTT 5 PUBACK with reason 0x10 ("no matching subscribers", with ``hold_unrouted``) or
+with a failure reason (>= 0x80) is not an acknowledgement: the batch stays in the queue,
+forwarding is held for a backoff delay (the uplink's reconnect backoff, while the session
+stays up), and then everything unacknowledged is read again from the first such entry.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from device_sdk.backoff import Backoff
 from device_sdk.queue import DurableQueue, QueueItem
 from device_sdk.wire import (
     BatchKind,
@@ -39,6 +45,8 @@ __all__ = ["Forwarder", "OutgoingBatch", "build_batches"]
 _log = logging.getLogger("gateway.forwarder")
 
 _CHORE_INTERVAL_S = 0.1
+_NO_MATCHING_SUBSCRIBERS = 0x10
+_FIRST_FAILURE = 0x80
 
 
 @dataclass(slots=True)
@@ -110,6 +118,11 @@ class Forwarder:
         self._in_flight: dict[int, OutgoingBatch] = {}
         self._outbox: list[OutgoingBatch] = []
         self._session = -1
+        # Held after a PUBACK that is not an acknowledgement: no batches until this time,
+        # then read again from the first unacknowledged entry.
+        self._hold_backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
+        self._hold_until = 0.0
+        self._reread = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gateway-forwarder", daemon=True)
         self._last_state = 0.0
@@ -165,6 +178,8 @@ class Forwarder:
                 return
             self._session = uplink.session
             self._publish_state()
+        if self._reread and not self._resume():
+            return
         while len(self._in_flight) < self.config.max_in_flight:
             if not self._outbox:
                 self._fill_outbox()
@@ -192,13 +207,52 @@ class Forwarder:
         acks = self.uplink.acks
         forwarded = 0
         while acks:
-            batch = self._in_flight.pop(acks.popleft(), None)
-            if batch is not None:
+            mid, code = acks.popleft()
+            batch = self._in_flight.pop(mid, None)
+            if batch is None:
+                continue
+            if code == _NO_MATCHING_SUBSCRIBERS and self.config.hold_unrouted:
+                self.metrics.add("unrouted_batches")
+                self._hold(f"no subscriber for {batch.topic} (PUBACK reason 0x10)")
+            elif code >= _FIRST_FAILURE:
+                self.metrics.add("refused_batches")
+                self._hold(f"broker refused {batch.topic} (PUBACK reason 0x{code:02x})")
+            else:
                 forwarded += batch.queue.ack(batch.indexes)
+                if not self._reread:
+                    self._hold_backoff.reset()
         if forwarded:
             self.metrics.add("forwarded_entries", forwarded)
 
+    def _hold(self, reason: str) -> None:
+        """Keep a batch the broker did not take: stop sending batches for a backoff delay,
+        then read again from the first unacknowledged entry (the session stays up)."""
+        if self._reread:
+            return  # already held: the delay was set by the first answer of this round
+        delay = self._hold_backoff.next_delay()
+        self._hold_until = time.monotonic() + delay
+        self._reread = True
+        self.uplink.last_error = f"{reason}; holding the readings"
+        level = logging.WARNING if self._hold_backoff.attempts <= 3 else logging.DEBUG
+        _log.log(level, "%s; holding the readings, next try in %.1f s", reason, delay)
+
+    def _resume(self) -> bool:
+        """While held: wait. ``True`` once the delay passed and every batch in flight was
+        answered (so nothing is read twice); the queues are then rewound."""
+        remaining = self._hold_until - time.monotonic()
+        if remaining > 0 or self._in_flight:
+            self.uplink.wake.wait(
+                min(_CHORE_INTERVAL_S, remaining) if remaining > 0 else _CHORE_INTERVAL_S
+            )
+            return False
+        self._outbox.clear()
+        for queue in self.store.queues:
+            queue.rewind()
+        self._reread = False
+        return True
+
     def _reset(self) -> None:
+        self._reread = False  # a new session reads everything unacknowledged again anyway
         if self._in_flight or self._outbox or self._session != -1:
             self._in_flight.clear()
             self._outbox.clear()
@@ -234,7 +288,7 @@ class Forwarder:
         return Health(
             connected=self.uplink.connected.is_set(),
             broker=self.uplink.safe_url,
-            protocol="MQTTv311",
+            protocol=self.uplink.protocol_name,
             queued=stats.queued,
             in_flight=self.in_flight_entries,
             sent=snapshot["forwarded_entries"],
@@ -242,6 +296,7 @@ class Forwarder:
             dropped=stats.dropped,
             reconnects=snapshot["reconnects"],
             connect_failures=snapshot["connect_failures"],
+            unrouted=snapshot["unrouted_batches"],
             oldest_unsent_age_s=stats.oldest_unsent_age_s,
             queue_bytes=stats.queue_bytes,
             queue_max_bytes=stats.queue_max_bytes,

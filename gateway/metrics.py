@@ -25,6 +25,12 @@ class GatewayMetrics:
     forwarded_entries: int = 0
     """Entries acknowledged by the central broker."""
     published_messages: int = 0
+    unrouted_batches: int = 0
+    """Forwarded batches the central broker acknowledged with "no matching subscribers"
+    (MQTT 5 reason 0x10): kept in the queue and sent again after a backoff."""
+    refused_batches: int = 0
+    """Forwarded batches the central broker refused (MQTT 5 PUBACK reason >= 0x80, e.g.
+    not authorised, quota exceeded): kept in the queue and sent again after a backoff."""
     reconnects: int = 0
     connect_failures: int = 0
     inference_runs: int = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from device_sdk._backoff import Backoff
+from device_sdk.backoff import Backoff
 
 
 def test_delays_double_with_jitter_up_to_the_cap() -> None:

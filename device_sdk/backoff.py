@@ -1,4 +1,4 @@
-"""Exponential backoff with jitter for reconnecting."""
+"""Exponential backoff with jitter (the SDK's reconnects and held batches; the gateway's)."""
 
 from __future__ import annotations
 
