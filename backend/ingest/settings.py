@@ -47,8 +47,8 @@ class IngestSettings(TableSettings):
         "and writes the devices of its partition: crc32(device) % workers), shared "
         "($share/{group}/...: the broker splits the load; mosquitto 2.0.11 forgets shared "
         "subscriptions across a restart, and what devices publish before the workers "
-        "subscribe again is lost unless they hold it: the fleetcare SDK on MQTT 5 does, "
-        "MQTT 3.1.1 devices and gateways do not), or auto: partitioned with several workers, "
+        "subscribe again is lost unless they hold it: the fleetcare SDK and gateway on MQTT "
+        "5 do, MQTT 3.1.1 publishers do not), or auto: partitioned with several workers, "
         "plain with one",
     )
     share_group: str = Field(
