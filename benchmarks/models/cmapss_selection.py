@@ -39,13 +39,20 @@ _PREVIOUS = TrainConfig(
 def candidates() -> dict[str, TrainConfig]:
     """The configurations compared; each differs from its neighbour in one or two knobs."""
     huber = replace(_PREVIOUS, loss="huber", schedule="cosine")
+    calibrated = replace(_PREVIOUS, calibrate=True)
+    cross_fit5 = replace(calibrated, ensemble=5, cross_fit=True)
     return {
         "previous": _PREVIOUS,
         "huber_cosine": huber,
         "huber_cosine_x5_e20": replace(huber, ensemble=5, epochs=20),
         "window40": replace(huber, window=40, ensemble=5, epochs=20),
         "window80": replace(huber, window=80, ensemble=5, epochs=20),
-        "calibrated": replace(_PREVIOUS, calibrate=True),
+        "calibrated": calibrated,
+        # 5 nets, early-stopping units = 5 disjoint folds: the map sees every training unit
+        "cross_fit5": cross_fit5,
+        # a GRU of 32 units over every 4th convolutional step, next to the pooled features
+        "gru32": replace(calibrated, recurrent=32),
+        "cross_fit5_gru32": replace(cross_fit5, recurrent=32),
         "declared": replace(default_config("FD001"), threads=1),
     }
 

@@ -89,19 +89,21 @@ def default_config(subset: str) -> TrainConfig:
 
     Window 120 with an age channel; training windows also end from the 10th cycle on,
     front-padded and masked as a short test unit (FD001: 31 cycles, FD002/FD004: 19) is.
-    The target stays capped at 125; the ensemble's RUL goes through an isotonic
-    calibration fitted on each member's held-out units (``models.rul.calibration``), cut
-    as the selection protocol cuts pseudo test units (at least 31 cycles, RUL 1-150).
+    An ensemble of 5 nets whose early-stopping units are 5 disjoint folds of the training
+    units (``cross_fit``), so the isotonic RUL calibration (``models.rul.calibration``) is
+    fitted on test-like cuts (at least 31 cycles, RUL 1-150) of every training unit, each
+    scored by the one net that did not train on it. The target stays capped at 125.
     """
     return TrainConfig(
         window=120,
         width=32,
-        ensemble=3,
+        ensemble=5,
         epochs=30,
         age_scale=200.0,
         min_history=10,
         threads=1,
         calibrate=True,
+        cross_fit=True,
     )
 
 

@@ -7,16 +7,38 @@ from torch import nn
 
 from models.rul.calibration import CalibrationLayer, RulCalibration
 
+RECURRENT_STRIDE = 4
+"""The GRU reads every 4th convolutional step (ending at the last): the convolutions
+already see 11 steps each, and a quarter of the steps costs a quarter of the time."""
+
+
+def _strided(h: torch.Tensor, length: int) -> torch.Tensor:
+    """``h[..., t]`` for ``t = ..., length - 1 - stride, length - 1``: ``(batch, channels, steps)``.
+
+    ``length`` is a Python int (not ``h.shape[-1]``) so that the exported graph slices
+    with constants.
+    """
+    return h[..., (length - 1) % RECURRENT_STRIDE :: RECURRENT_STRIDE]
+
 
 class RulNet(nn.Module):
     """1D-CNN over ``(batch, length, channels)`` windows.
 
-    Heads: remaining life as a fraction of the RUL cap, the logit of failing within the
-    horizon, and failure-mode logits (one mode when none is labelled).
+    The convolutional features are pooled by attention and at the last step; with
+    ``recurrent > 0`` a GRU of that many units also reads them in time order, every
+    ``RECURRENT_STRIDE``-th step up to the last, and its final state joins the pooled
+    features. Heads: remaining life as a fraction of the RUL
+    cap, the logit of failing within the horizon, and failure-mode logits (one mode when
+    none is labelled).
     """
 
     def __init__(
-        self, n_channels: int, n_modes: int = 1, width: int = 64, dropout: float = 0.2
+        self,
+        n_channels: int,
+        n_modes: int = 1,
+        width: int = 64,
+        dropout: float = 0.2,
+        recurrent: int = 0,
     ) -> None:
         super().__init__()
         self.body = nn.Sequential(
@@ -28,7 +50,10 @@ class RulNet(nn.Module):
             nn.ReLU(),
         )
         self.attention = nn.Conv1d(width, 1, kernel_size=1)
-        self.trunk = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU(), nn.Dropout(dropout))
+        self.gru = nn.GRU(width, recurrent, batch_first=True) if recurrent > 0 else None
+        self.trunk = nn.Sequential(
+            nn.Linear(2 * width + recurrent, width), nn.ReLU(), nn.Dropout(dropout)
+        )
         self.rul_head = nn.Linear(width, 1)
         self.risk_head = nn.Linear(width, 1)
         self.mode_head = nn.Linear(width, max(1, n_modes))
@@ -44,8 +69,10 @@ class RulNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.body(x.transpose(1, 2))
         weights = torch.softmax(self.attention(h), dim=2)
-        pooled = torch.cat([(h * weights).sum(dim=2), h[:, :, -1]], dim=1)
-        z = self.trunk(pooled)
+        parts = [(h * weights).sum(dim=2), h[:, :, -1]]
+        if self.gru is not None:
+            parts.append(self.gru(_strided(h, h.shape[-1]).transpose(1, 2))[1][0])
+        z = self.trunk(torch.cat(parts, dim=1))
         return self.rul_head(z).squeeze(1), self.risk_head(z).squeeze(1), self.mode_head(z)
 
 
@@ -91,8 +118,10 @@ class EnsembleGraph(nn.Module):
     ``(batch, channels, 1, length)`` so that onnxruntime's blocked-layout (NCHWc)
     kernels apply; ``channel_multiple`` pads the input channels with zeros (and the first
     layer's filters with zero weights) to a multiple of the block size, so that the first
-    layer runs blocked too (16: AVX-512; 8 would do for AVX2). Dropout is left out: this
-    module only serves (eval mode). A ``calibration`` maps the mean RUL last.
+    layer runs blocked too (16: AVX-512; 8 would do for AVX2). Members with a GRU run as
+    one GRU whose weights are block-diagonal (each member's gates see only its own
+    features and state). Dropout is left out: this module only serves (eval mode). A
+    ``calibration`` maps the mean RUL last.
     """
 
     def __init__(
@@ -115,6 +144,7 @@ class EnsembleGraph(nn.Module):
         self.conv2 = nn.Conv2d(n * width, n * width, (1, 5), padding=(0, 2), groups=n)
         self.conv3 = nn.Conv2d(n * width, n * width, (1, 3), padding=(0, 1), groups=n)
         self.attention = nn.Conv2d(n * width, n, (1, 1), groups=n)
+        self.gru = _merged_gru([m.gru for m in members if m.gru is not None], width)
         heads = [[m.rul_head, m.risk_head, m.mode_head] for m in members]
         with torch.no_grad():
             self.conv1.weight.zero_()
@@ -150,7 +180,13 @@ class EnsembleGraph(nn.Module):
         h = torch.relu(self.conv3(torch.relu(self.conv2(h))))
         weights = torch.softmax(self.attention(h).reshape(-1, n, 1, length), dim=3)
         h = h.reshape(-1, n, width, length)
-        pooled = torch.cat([(h * weights).sum(dim=3), h[:, :, :, length - 1]], dim=2)
+        parts = [(h * weights).sum(dim=3), h[:, :, :, length - 1]]
+        if self.gru is not None:
+            state = self.gru(_strided(h.reshape(-1, n * width, length), length).transpose(1, 2))[1][
+                0
+            ]
+            parts.append(state.reshape(-1, n, self.gru.hidden_size // n))
+        pooled = torch.cat(parts, dim=2)
         z = torch.relu(torch.matmul(pooled.transpose(0, 1), self.trunk_weight) + self.trunk_bias)
         out = torch.matmul(z, self.head_weight) + self.head_bias
         rul = torch.clamp(out[:, :, 0].mean(dim=0), min=0.0) * self.rul_cap
@@ -159,3 +195,35 @@ class EnsembleGraph(nn.Module):
         risk = torch.sigmoid(out[:, :, 1]).mean(dim=0)
         modes = torch.softmax(out[:, :, 2:], dim=2).mean(dim=0)
         return rul, risk, modes
+
+
+def _merged_gru(grus: list[nn.GRU], width: int) -> nn.GRU | None:
+    """One GRU computing each member's GRU on its own slice of features and state.
+
+    PyTorch stacks the reset, update and new gates in its weights; each gate's block of
+    the merged weights is block-diagonal over the members.
+    """
+    if not grus:
+        return None
+    n, hidden = len(grus), grus[0].hidden_size
+    merged = nn.GRU(n * width, n * hidden, batch_first=True)
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    with torch.no_grad():
+        for name in names:
+            _parameter(merged, name).zero_()
+        for m, gru in enumerate(grus):
+            columns = (slice(m * width, (m + 1) * width), slice(m * hidden, (m + 1) * hidden))
+            for gate in range(3):
+                rows = slice(gate * n * hidden + m * hidden, gate * n * hidden + (m + 1) * hidden)
+                own = slice(gate * hidden, (gate + 1) * hidden)
+                for name, column in zip(names[:2], columns, strict=True):
+                    _parameter(merged, name)[rows, column] = _parameter(gru, name)[own]
+                for name in names[2:]:
+                    _parameter(merged, name)[rows] = _parameter(gru, name)[own]
+    return merged
+
+
+def _parameter(gru: nn.GRU, name: str) -> torch.Tensor:
+    value = getattr(gru, name)
+    assert isinstance(value, torch.Tensor)
+    return value

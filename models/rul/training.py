@@ -58,6 +58,12 @@ class TrainConfig:
     """...and a true RUL between 1 and this after the cut."""
     calibration_step: float = 2.5
     """Knot spacing of the calibration map (time units)."""
+    recurrent: int = 0
+    """Units of a GRU over the convolutional features (``models.rul.network``); 0: none."""
+    cross_fit: bool = False
+    """Split the units once into ``ensemble`` disjoint folds, member ``i`` stopping early on
+    fold ``i`` (``val_fraction`` is then ignored): every unit is held out by exactly one
+    member, so a calibration is fitted on all training units instead of a few per member."""
 
     @property
     def window_spec(self) -> WindowSpec:
@@ -158,6 +164,29 @@ def _val_rmse(net: RulNet, x: torch.Tensor, rul: torch.Tensor, cap: float) -> fl
     return float(torch.sqrt(torch.mean((predicted - rul) ** 2)) * cap)
 
 
+def _splits(
+    n_sequences: int, config: TrainConfig, rng: np.random.Generator
+) -> list[tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """Per member, its early-stopping units and its training units.
+
+    By default each member draws its own ``val_fraction`` of the units; with
+    ``cross_fit`` the members' early-stopping units are disjoint folds covering every unit.
+    A single unit is both (nothing to hold out).
+    """
+    if config.cross_fit and n_sequences >= config.ensemble > 1:
+        folds = np.array_split(rng.permutation(n_sequences).astype(np.int64), config.ensemble)
+        return [
+            (fold, np.concatenate([f for j, f in enumerate(folds) if j != i]))
+            for i, fold in enumerate(folds)
+        ]
+    splits = []
+    for _ in range(config.ensemble):
+        order = rng.permutation(n_sequences).astype(np.int64)
+        n_val = max(1, round(config.val_fraction * n_sequences)) if n_sequences > 1 else 0
+        splits.append((order[:n_val], order[n_val:] if n_val else order))
+    return splits
+
+
 def train_ensemble(data: SequenceData, config: TrainConfig, n_modes: int = 1) -> TrainedEnsemble:
     """Train ``config.ensemble`` networks, each with its own unit-wise validation split.
 
@@ -170,15 +199,20 @@ def train_ensemble(data: SequenceData, config: TrainConfig, n_modes: int = 1) ->
     members: list[RulNet] = []
     history: list[dict[str, float]] = []
     held_out: list[list[int]] = []
-    for member in range(config.ensemble):
+    splits = _splits(n_sequences, config, rng)
+    for member, (val_idx, train_idx) in enumerate(splits):
         torch.manual_seed(config.seed * 1000 + member)
-        order = rng.permutation(n_sequences).astype(np.int64)
-        n_val = max(1, round(config.val_fraction * n_sequences)) if n_sequences > 1 else 0
-        val_idx, train_idx = order[:n_val], order[n_val:] if n_val else order
+        n_val = val_idx.size
         held_out.append([int(i) for i in val_idx])
         train = _tensors(data, train_idx, config)
         val = _tensors(data, val_idx, config) if n_val else train
-        net = RulNet(n_in, n_modes=n_modes, width=config.width, dropout=config.dropout)
+        net = RulNet(
+            n_in,
+            n_modes=n_modes,
+            width=config.width,
+            dropout=config.dropout,
+            recurrent=config.recurrent,
+        )
         optimiser = torch.optim.Adam(
             net.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )

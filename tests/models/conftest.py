@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from models.rul.cmapss_protocol import PreparedSubset
 
 
 def write_cmapss(
@@ -68,3 +72,12 @@ def cmapss_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def registry_dir(tmp_path: Path) -> Path:
     return tmp_path / "registry"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedSubset:
+    """A small synthetic FD001 subset, prepared as the benchmark prepares it (one a module)."""
+    from models.datasets.cmapss import load_subset
+    from models.rul.cmapss_protocol import prepare
+
+    return prepare(load_subset(write_cmapss(tmp_path_factory.mktemp("cmapss")), "FD001"))

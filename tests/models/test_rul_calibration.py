@@ -10,7 +10,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models.datasets.cmapss import load_subset  # noqa: E402
 from models.export import check_parity, export_sequence_onnx, parity_error  # noqa: E402
 from models.manifest import WindowSpec  # noqa: E402
 from models.rul.calibration import (  # noqa: E402
@@ -19,7 +18,7 @@ from models.rul.calibration import (  # noqa: E402
     cut_windows,
     fit_isotonic,
 )
-from models.rul.cmapss_protocol import PreparedSubset, evaluate_on_test, prepare  # noqa: E402
+from models.rul.cmapss_protocol import PreparedSubset, evaluate_on_test  # noqa: E402
 from models.rul.training import (  # noqa: E402
     TrainConfig,
     TrainedEnsemble,
@@ -32,13 +31,6 @@ TINY = TrainConfig(
     window=20, epochs=2, ensemble=2, width=16, batch_size=128, threads=1, age_scale=100.0,
     min_history=5, calibrate=True, val_fraction=0.25,
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> PreparedSubset:
-    from tests.models.conftest import write_cmapss
-
-    return prepare(load_subset(write_cmapss(tmp_path_factory.mktemp("cmapss")), "FD001"))
 
 
 @pytest.fixture(scope="module")
