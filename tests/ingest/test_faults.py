@@ -320,9 +320,11 @@ def test_two_shared_workers_broker_restarted_sdk_devices_hold_what_nobody_took(
         values = [scrape(p) for p in (port, port + 1)]
     finally:
         stop_devices.set()
-        for client in clients:
-            client.stop()
-        stop(supervisor)
+        try:
+            for client in clients:
+                client.stop()
+        finally:
+            stop(supervisor)
     assert stored(ingest_db, spec) == (total, total, total)
     written = 'fleetcare_ingest_messages_written_total{channel="telemetry"}'
     assert all(v[written] > 0 for v in values), "both workers should have written"
