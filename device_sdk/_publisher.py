@@ -40,7 +40,7 @@ from device_sdk._connection import (
     close_link,
     open_link,
 )
-from device_sdk.backoff import Backoff
+from device_sdk.backoff import FIRST_FAILURE, NO_MATCHING_SUBSCRIBERS, Backoff, HoldOff
 from device_sdk.queue import DurableQueue, QueueItem
 from device_sdk.wire.codec import encode_batch
 from device_sdk.wire.payloads import BatchKind
@@ -58,8 +58,6 @@ _KIND_CHANNELS = {
 _OUTBOX_LIMIT = 1000
 _CHECKPOINT_INTERVAL_S = 0.1
 _STABLE_SESSION_S = 10.0
-_NO_MATCHING_SUBSCRIBERS = 0x10
-_FIRST_FAILURE = 0x80
 
 
 class Publisher:
@@ -92,11 +90,8 @@ class Publisher:
             self._topics[Channel.CONFIG_DESIRED]: Channel.CONFIG_DESIRED,
         }
         self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
-        # Batches the broker had no subscriber for (PUBACK 0x10): held until this time, then
-        # read again from the first unacknowledged entry.
-        self._unrouted_backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
-        self._hold_until = 0.0
-        self._reread = False
+        # Batches the broker had no subscriber for (PUBACK 0x10): held, then read again.
+        self._hold = HoldOff(config.reconnect_min_s, config.reconnect_max_s)
         self._broker_index = 0
         self._protocols: dict[str, MQTTProtocolVersion] = {}
         self._confirmed: set[str] = set()
@@ -304,7 +299,7 @@ class Publisher:
             [(self._topics[Channel.COMMANDS], 1), (self._topics[Channel.CONFIG_DESIRED], 1)]
         )
         self._queue.rewind()
-        self._reread = False
+        self._hold.end()
         self._linger_since = None
         self._next_state = time.monotonic()
         _log.info(
@@ -402,11 +397,11 @@ class Publisher:
                 indexes=[],
                 outgoing=None,
             )
-        if self._reread:
-            if now < self._hold_until or link.in_flight_entries:
+        if self._hold.active:
+            if self._hold.remaining(now) or link.in_flight_entries:
                 return  # held; the batches still in flight are answered first
             self._queue.rewind()
-            self._reread = False
+            self._hold.end()
         while len(link.in_flight) < limit and not link.closed and self._batch_ready(now):
             items = self._queue.read(self._config.batch_max_entries, self._config.batch_max_bytes)
             self._linger_since = None
@@ -454,14 +449,13 @@ class Publisher:
         if flight is None:
             return
         link.in_flight_entries -= len(flight.indexes)
-        if code == _NO_MATCHING_SUBSCRIBERS and flight.indexes and self._config.hold_unrouted:
+        if code == NO_MATCHING_SUBSCRIBERS and flight.indexes and self._config.hold_unrouted:
             self._hold_unrouted(reason)
             return
-        if code < _FIRST_FAILURE:
+        if code < FIRST_FAILURE:
             if flight.indexes:
                 self.sent += self._queue.ack(flight.indexes)
-                if not self._reread:
-                    self._unrouted_backoff.reset()
+                self._hold.delivered()
                 self._on_acked()
             return
         self.rejected += 1
@@ -476,14 +470,11 @@ class Publisher:
         """Keep a batch nobody subscribes to: stop sending batches for a backoff delay, then
         read again from the first unacknowledged entry (the link stays up)."""
         self.unrouted += 1
-        if self._reread:
+        delay = self._hold.start(time.monotonic())
+        if delay is None:
             return  # already held: the delay was set by the first batch of this round
-        delay = self._unrouted_backoff.next_delay()
-        self._hold_until = time.monotonic() + delay
-        self._reread = True
         self.last_error = f"no subscriber for the readings ({reason}); holding them"
-        level = logging.WARNING if self._unrouted_backoff.attempts <= 3 else logging.DEBUG
-        _log.log(level, "device_sdk: %s, next try in %.1f s", self.last_error, delay)
+        _log.log(self._hold.log_level, "device_sdk: %s, next try in %.1f s", self.last_error, delay)
 
     def _on_mqtt_message(self, topic: str, payload: bytes) -> None:
         channel = self._downlink.get(topic)
@@ -507,9 +498,9 @@ class Publisher:
         if self._outbox:
             return 0.0
         timeout = min(timeout, self._next_state - now)
-        if self._reread:
-            if now < self._hold_until:
-                timeout = min(timeout, self._hold_until - now)
+        if self._hold.active:
+            if self._hold.remaining(now):
+                timeout = min(timeout, self._hold.remaining(now))
         elif len(link.in_flight) < self._config.max_in_flight and self._queue.unread:
             since = self._linger_since if self._linger_since is not None else now
             timeout = min(timeout, since + self._config.batch_linger_s - now)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from device_sdk.backoff import Backoff
+from device_sdk.backoff import FIRST_FAILURE, NO_MATCHING_SUBSCRIBERS, HoldOff
 from device_sdk.queue import DurableQueue, QueueItem
 from device_sdk.wire import (
     BatchKind,
@@ -45,8 +45,6 @@ __all__ = ["Forwarder", "OutgoingBatch", "build_batches"]
 _log = logging.getLogger("gateway.forwarder")
 
 _CHORE_INTERVAL_S = 0.1
-_NO_MATCHING_SUBSCRIBERS = 0x10
-_FIRST_FAILURE = 0x80
 
 
 @dataclass(slots=True)
@@ -118,11 +116,8 @@ class Forwarder:
         self._in_flight: dict[int, OutgoingBatch] = {}
         self._outbox: list[OutgoingBatch] = []
         self._session = -1
-        # Held after a PUBACK that is not an acknowledgement: no batches until this time,
-        # then read again from the first unacknowledged entry.
-        self._hold_backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
-        self._hold_until = 0.0
-        self._reread = False
+        # Held after a PUBACK that is not an acknowledgement, then read again.
+        self._hold_off = HoldOff(config.reconnect_min_s, config.reconnect_max_s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gateway-forwarder", daemon=True)
         self._last_state = 0.0
@@ -178,7 +173,7 @@ class Forwarder:
                 return
             self._session = uplink.session
             self._publish_state()
-        if self._reread and not self._resume():
+        if self._hold_off.active and not self._resume():
             return
         while len(self._in_flight) < self.config.max_in_flight:
             if not self._outbox:
@@ -211,35 +206,33 @@ class Forwarder:
             batch = self._in_flight.pop(mid, None)
             if batch is None:
                 continue
-            if code == _NO_MATCHING_SUBSCRIBERS and self.config.hold_unrouted:
+            if code == NO_MATCHING_SUBSCRIBERS and self.config.hold_unrouted:
                 self.metrics.add("unrouted_batches")
                 self._hold(f"no subscriber for {batch.topic} (PUBACK reason 0x10)")
-            elif code >= _FIRST_FAILURE:
+            elif code >= FIRST_FAILURE:
                 self.metrics.add("refused_batches")
                 self._hold(f"broker refused {batch.topic} (PUBACK reason 0x{code:02x})")
             else:
                 forwarded += batch.queue.ack(batch.indexes)
-                if not self._reread:
-                    self._hold_backoff.reset()
+                self._hold_off.delivered()
         if forwarded:
             self.metrics.add("forwarded_entries", forwarded)
 
     def _hold(self, reason: str) -> None:
         """Keep a batch the broker did not take: stop sending batches for a backoff delay,
         then read again from the first unacknowledged entry (the session stays up)."""
-        if self._reread:
+        delay = self._hold_off.start(time.monotonic())
+        if delay is None:
             return  # already held: the delay was set by the first answer of this round
-        delay = self._hold_backoff.next_delay()
-        self._hold_until = time.monotonic() + delay
-        self._reread = True
         self.uplink.last_error = f"{reason}; holding the readings"
-        level = logging.WARNING if self._hold_backoff.attempts <= 3 else logging.DEBUG
-        _log.log(level, "%s; holding the readings, next try in %.1f s", reason, delay)
+        _log.log(
+            self._hold_off.log_level, "%s; holding the readings, next try in %.1f s", reason, delay
+        )
 
     def _resume(self) -> bool:
         """While held: wait. ``True`` once the delay passed and every batch in flight was
         answered (so nothing is read twice); the queues are then rewound."""
-        remaining = self._hold_until - time.monotonic()
+        remaining = self._hold_off.remaining(time.monotonic())
         if remaining > 0 or self._in_flight:
             self.uplink.wake.wait(
                 min(_CHORE_INTERVAL_S, remaining) if remaining > 0 else _CHORE_INTERVAL_S
@@ -248,11 +241,11 @@ class Forwarder:
         self._outbox.clear()
         for queue in self.store.queues:
             queue.rewind()
-        self._reread = False
+        self._hold_off.end()
         return True
 
     def _reset(self) -> None:
-        self._reread = False  # a new session reads everything unacknowledged again anyway
+        self._hold_off.end()  # a new session reads everything unacknowledged again anyway
         if self._in_flight or self._outbox or self._session != -1:
             self._in_flight.clear()
             self._outbox.clear()
