@@ -297,6 +297,12 @@ def benchmark_ai4i(
 def benchmark_sim(
     devices: Annotated[int, typer.Option(help="devices per fleet")] = 300,
     days: Annotated[int, typer.Option(help="days of history per fleet")] = 365,
+    train_devices: Annotated[
+        int | None, typer.Option(help="devices in the training fleet (default: --devices)")
+    ] = None,
+    train_days: Annotated[
+        int | None, typer.Option(help="days of training history (default: --days)")
+    ] = None,
     interval_s: Annotated[int, typer.Option(help="seconds between readings")] = 600,
     train_seed: int = 1,
     test_seed: int = 2,
@@ -314,7 +320,10 @@ def benchmark_sim(
     from models.fleet.benchmark import SimBenchmarkConfig, pooled, run_sim_benchmark
 
     with _reported():
-        config = SimBenchmarkConfig(devices, days, interval_s, train_seed, test_seed)
+        config = SimBenchmarkConfig(
+            devices, days, interval_s, train_seed, test_seed,
+            train_devices=train_devices, train_days=train_days,
+        )  # fmt: skip
         config = replace(config, model=replace(config.model, horizon_days=horizon))
         result = run_sim_benchmark(config, work, _registry(registry), promote, say=_say)
         result.write(out)

@@ -31,12 +31,28 @@ MACHINE_TYPES = ("centrifugal_pump", "air_compressor")
 
 @dataclass(frozen=True)
 class SimBenchmarkConfig:
+    """``devices`` x ``days`` per fleet; the training fleet may be larger or longer
+    (``train_devices``, ``train_days``; ``None``: the same as the test fleet), as a
+    manufacturer's installed base and its history usually are."""
+
     devices: int = 300
     days: int = 365
     interval_s: int = 600
     train_seed: int = 1
     test_seed: int = 2
     model: FleetConfig = field(default_factory=FleetConfig)
+    train_devices: int | None = None
+    train_days: int | None = None
+
+    def fleet(self, role: str) -> tuple[int, int, int]:
+        """``(devices, days, seed)`` of the ``train`` or ``test`` fleet."""
+        if role == "train":
+            return (
+                self.train_devices or self.devices,
+                self.train_days or self.days,
+                self.train_seed,
+            )
+        return self.devices, self.days, self.test_seed
 
 
 class TypeResult(BaseModel):
@@ -86,10 +102,11 @@ def run_sim_benchmark(
 ) -> SimBenchmarkResult:
     started = time.perf_counter()
     histories = {}
-    for role, seed in (("train", config.train_seed), ("test", config.test_seed)):
-        say(f"generating the {role} fleet: {config.devices} x {config.days} days, seed {seed}")
+    for role in ("train", "test"):
+        devices, days, seed = config.fleet(role)
+        say(f"generating the {role} fleet: {devices} x {days} days, seed {seed}")
         histories[role] = generate_history(
-            config.devices, config.days, config.interval_s, seed, work / f"{role}-seed{seed}"
+            devices, days, config.interval_s, seed, work / f"{role}-seed{seed}"
         )
     generated = time.perf_counter() - started
     results = []
@@ -109,8 +126,10 @@ def run_sim_benchmark(
         entry = export_and_register(
             model,
             registry,
-            training_data=f"simulated fleet, seed {config.train_seed}, {config.devices} devices x "
-            f"{config.days} days at {config.interval_s} s: {machine_type}",
+            training_data="simulated fleet, seed {2}, {0} devices x {1} days".format(
+                *config.fleet("train")
+            )
+            + f" at {config.interval_s} s: {machine_type}",
             training_sha256=history_sha256(histories["train"], machine_type),
             parity_inputs=test.features[:: max(1, test.features.shape[0] // 2000)],
         )

@@ -10,7 +10,16 @@ ambient stay as they are. Of each signal's daily series:
 * ``change``: that level against the signal's baseline (the median of the window's first
   half), relative to the baseline's size;
 * ``change7``: the same for the mean of the last 7 observed days;
-* ``slope``: the least-squares slope of the last 7 days, relative to the baseline.
+* ``slope``: the least-squares slope of the last 7 days, relative to the baseline;
+* ``vs_load``: the mean of the last 3 observed days minus what the day's load (power per
+  unit of speed) predicts, from a straight line fitted against the load over the
+  window's first half, relative to the baseline. Demand moves most signals from day to
+  day (a compressor that loads longer shows a higher mean filter pressure drop); this
+  is what is left once the operating point is accounted for, so a clogging filter
+  shows days earlier than in ``change``;
+* ``vs_load_growth``: ``log`` of that excess now against 4 days earlier (each at least
+  2 % of the baseline): how fast it grows, which tells a fault weeks from failure from
+  one days from it.
 
 Feature names follow ``{metric}__{transform}__{statistic}``, so the signal a feature
 belongs to is the part before the first ``__`` (``models.explain.signal_of``). A day
@@ -29,9 +38,12 @@ from numpy.typing import NDArray
 
 #: Below this daily mean speed (rpm) a day counts as a standstill for the ratios.
 RUNNING_RPM: Final = 20.0
-STATISTICS: Final = ("level", "change", "change7", "slope")
-RECIPE_VERSION: Final = 1
+STATISTICS: Final = ("level", "change", "change7", "slope", "vs_load", "vs_load_growth")
+RECIPE_VERSION: Final = 2
 _EPS: Final = 1e-6
+_MIN_FIT_DAYS: Final = 4
+_GROWTH_DAYS: Final = 4
+_GROWTH_FLOOR: Final = 0.02
 _MIN_POWER_KW: Final = 0.05
 _MIN_FLOW: Final = 0.01
 
@@ -125,6 +137,57 @@ def _slope(s: NDArray[np.float64], days: int) -> NDArray[np.float64]:
     return out
 
 
+def _load(window: NDArray[np.float32], metrics: Sequence[str]) -> NDArray[np.float64]:
+    """Each day's operating point ``(batch, days)``: power per unit of speed (NaN at a
+    standstill, and everywhere for a machine type without power or speed)."""
+    x = window.astype(np.float64)
+    if "power_kw" not in metrics or "speed_rpm" not in metrics:
+        return np.full(x.shape[:2], np.nan)
+    speed = x[:, :, metrics.index("speed_rpm")]
+    power = x[:, :, metrics.index("power_kw")]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: NDArray[np.float64] = np.where(speed > RUNNING_RPM, 1000.0 * power / speed, np.nan)
+    return out
+
+
+def _excess_over_load(
+    s: NDArray[np.float64], load: NDArray[np.float64], half: int
+) -> NDArray[np.float64]:
+    """Each day's signal minus what the load predicts ``(batch, days, signals)``.
+
+    The prediction is a least-squares line of the signal against the load over the
+    window's first half (the baseline); with fewer than ``_MIN_FIT_DAYS`` days to fit
+    on, NaN.
+    """
+    x = np.broadcast_to(load[:, :, None], s.shape)
+    both = np.isfinite(s) & np.isfinite(x)
+    fit = both[:, :half]
+    n = fit.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x_mean = np.where(fit, x[:, :half], 0.0).sum(axis=1) / n
+        s_mean = np.where(fit, s[:, :half], 0.0).sum(axis=1) / n
+        dx = np.where(fit, x[:, :half] - x_mean[:, None], 0.0)
+        ds = np.where(fit, s[:, :half] - s_mean[:, None], 0.0)
+        variance = (dx * dx).sum(axis=1)
+        gain = np.where(variance > 1e-12, (dx * ds).sum(axis=1) / variance, 0.0)
+        expected = s_mean[:, None] + gain[:, None] * (x - x_mean[:, None])
+    enough = (n >= _MIN_FIT_DAYS)[:, None]
+    out: NDArray[np.float64] = np.where(both & enough, s - expected, np.nan)
+    return out
+
+
+def _growth(
+    excess_now: NDArray[np.float64], excess_before: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """``log`` of how much the excess over the load grew in ``_GROWTH_DAYS`` days (each
+    side at least ``_GROWTH_FLOOR`` of the baseline, so noise around 0 stays near 0)."""
+    now = np.maximum(np.abs(excess_now), _GROWTH_FLOOR)
+    before = np.maximum(np.abs(excess_before), _GROWTH_FLOOR)
+    with np.errstate(invalid="ignore"):
+        out: NDArray[np.float64] = np.log(now / before)
+    return out
+
+
 def window_features(window: NDArray[np.float32], metrics: Sequence[str]) -> NDArray[np.float32]:
     """Features ``(batch, len(feature_names(metrics)))`` of windows ``(batch, days, metrics)``.
 
@@ -141,8 +204,18 @@ def window_features(window: NDArray[np.float32], metrics: Sequence[str]) -> NDAr
     scale = np.abs(baseline) + _EPS
     level = _last_observed_mean(s, 3)
     level7 = _last_observed_mean(s, 7)
+    excess = _excess_over_load(s, _load(window, metrics), half) / scale[:, None]
+    vs_load = _last_observed_mean(excess, 3)
+    before = _last_observed_mean(excess[:, :-_GROWTH_DAYS], 3)
     stats = np.stack(
-        [level, (level - baseline) / scale, (level7 - baseline) / scale, _slope(s, 7) / scale],
+        [
+            level,
+            (level - baseline) / scale,
+            (level7 - baseline) / scale,
+            _slope(s, 7) / scale,
+            vs_load,
+            _growth(vs_load, before),
+        ],
         axis=2,
     )
     out: NDArray[np.float32] = stats.reshape(s.shape[0], -1).astype(np.float32)

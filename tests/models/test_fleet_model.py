@@ -51,6 +51,40 @@ def test_a_gap_is_skipped_not_read_as_zeros() -> None:
     assert f_zero[level] == 0.0
 
 
+def _demand_window(clog_from: int, rise: float, days: int = 28) -> np.ndarray:
+    """A machine whose demand swings day to day (power and pressure drop move together);
+    from ``clog_from`` on, the pressure drop grows by ``rise`` of its size a day."""
+    rng = np.random.default_rng(4)
+    demand = rng.uniform(0.3, 1.0, days)
+    w = np.empty((1, days, len(METRICS)), dtype=np.float32)
+    w[0, :, 0] = 1400.0
+    w[0, :, 1] = 80.0 * demand
+    w[0, :, 4] = 5.0 + 20.0 * demand
+    clog = 1.0 + rise * np.maximum(np.arange(days) - clog_from, 0)
+    w[0, :, 2] = (0.05 + 0.25 * demand) * clog
+    w[0, :, 3] = 45.0
+    w[0, :, 5] = 18.0
+    return w
+
+
+def test_vs_load_sees_a_clogging_strainer_through_the_swings_of_demand() -> None:
+    names = feature_names(METRICS)
+    clean, clogging = (window_features(_demand_window(22, r), METRICS)[0] for r in (0.0, 0.03))
+    vs_load = names.index("strainer_dp_bar__per_speed__vs_load")
+    growth = names.index("strainer_dp_bar__per_speed__vs_load_growth")
+    # Demand alone: the fit against the load explains the pressure drop ...
+    assert abs(clean[vs_load]) < 1e-6
+    assert clean[growth] == pytest.approx(0.0, abs=1e-6)
+    # ... so a few per cent of clogging stands out, and it is growing.
+    assert clogging[vs_load] > 0.03
+    assert clogging[growth] > 0.5
+    # The plain change against the baseline is swamped by demand in the same windows.
+    change = names.index("strainer_dp_bar__per_speed__change")
+    spread = np.std([window_features(_demand_window(22, 0.0)[:, : 28 - k], METRICS)[0][change]
+                     for k in range(6)])  # fmt: skip
+    assert spread > clogging[vs_load] / 3
+
+
 def test_a_window_without_readings_gives_missing_features() -> None:
     empty = np.full((1, 20, len(METRICS)), np.nan, dtype=np.float32)
     assert np.isnan(window_features(empty, METRICS)).all()
