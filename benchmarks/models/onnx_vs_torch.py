@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.models.onnx_vs_torch [--devices 10000] [--threads 1]
 
 Both runtimes get the same number of threads and the same float32 batch of windows of
-the declared benchmark network (the ensemble of 1D-CNNs over 14 sensors + masks + age).
+the declared benchmark network (the ensemble of 1D-CNNs with their GRUs over 14 sensors
++ masks + age).
 Weights are the random initial ones: speed does not depend on them.
 
 torch runs the exported module itself (``TrainedEnsemble.export_module``: the members
@@ -59,7 +60,10 @@ def main() -> None:
     spec = config.window_spec
     channels = n_channels(len(INFORMATIVE_SENSORS), spec)
     torch.manual_seed(0)
-    members = [RulNet(channels, width=config.width) for _ in range(config.ensemble)]
+    members = [
+        RulNet(channels, width=config.width, recurrent=config.recurrent)
+        for _ in range(config.ensemble)
+    ]
     ensemble = TrainedEnsemble(members, config, channels, 1)
     torch_forms = {
         "exported graph (merged, channels padded to 16)": ensemble.export_module(),

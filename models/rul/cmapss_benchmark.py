@@ -92,7 +92,9 @@ def default_config(subset: str) -> TrainConfig:
     An ensemble of 5 nets whose early-stopping units are 5 disjoint folds of the training
     units (``cross_fit``), so the isotonic RUL calibration (``models.rul.calibration``) is
     fitted on test-like cuts (at least 31 cycles, RUL 1-150) of every training unit, each
-    scored by the one net that did not train on it. The target stays capped at 125.
+    scored by the one net that did not train on it. Each net also reads its convolutional
+    features in time order with a GRU of 32 units (``recurrent``), every 4th step up to the
+    last. The target stays capped at 125.
     """
     return TrainConfig(
         window=120,
@@ -104,6 +106,7 @@ def default_config(subset: str) -> TrainConfig:
         threads=1,
         calibrate=True,
         cross_fit=True,
+        recurrent=32,
     )
 
 
