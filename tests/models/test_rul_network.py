@@ -62,6 +62,29 @@ def test_the_recurrent_ensemble_exports_with_parity(
         assert parity_error(recurrent, path, batch=batch) <= 1e-4
 
 
+def test_the_gru_export_is_quiet_but_other_tracer_warnings_stay_visible(
+    recurrent: TrainedEnsemble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    from torch.jit._trace import TracerWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TracerWarning)
+        export_sequence_onnx(recurrent, tmp_path / "quiet.onnx")  # nn.GRU's own shape checks
+
+    class Branchy(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            pooled = x.mean(dim=1)
+            if pooled.sum() > 0:  # data-dependent control flow: the trace fixes one branch
+                pooled = pooled * 2
+            return pooled.mean(dim=1), pooled.mean(dim=1), pooled[:, :1]
+
+    monkeypatch.setattr(TrainedEnsemble, "export_module", lambda self, *a, **k: Branchy())
+    with pytest.warns(TracerWarning, match="Converting a tensor to a Python boolean"):
+        export_sequence_onnx(recurrent, tmp_path / "branchy.onnx")
+
+
 def test_cross_fitted_members_hold_out_disjoint_folds_covering_every_unit(
     prepared: PreparedSubset,
 ) -> None:
