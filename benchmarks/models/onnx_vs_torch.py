@@ -8,12 +8,17 @@ the declared benchmark network (the ensemble of 1D-CNNs with their GRUs over 14 
 Weights are the random initial ones: speed does not depend on them.
 
 torch runs the exported module itself (``TrainedEnsemble.export_module``: the members
-merged into one graph) in eval mode under ``torch.inference_mode``, and also the
-members one after the other (``serving_module``); the faster of the two is the
-baseline of the ratio. onnxruntime runs the exported artifact through ``OnnxModel`` (the
-serving path: sequential execution, graph optimisation level ALL). The fleet figure
-includes building the windows from raw readings (normalisation, masks, padding) with
-``SequenceScorer``.
+merged into one graph), the same graph without the channel padding, and the members one
+after the other (``serving_module``), in eval mode under ``torch.inference_mode``.
+onnxruntime runs the exported artifact through ``OnnxModel`` (the serving path:
+sequential execution, graph optimisation level ALL).
+
+Every form is timed at several numbers of rows per call (``--rows-per-call``): the whole
+batch in one call, or slices of it. Both runtimes are much faster on slices whose
+activations stay in the caches, torch by far the most, so the baseline of the ratio is
+the fastest torch form **at its fastest slicing**, and onnxruntime is quoted as served
+(``SEQUENCE_ROWS_PER_CALL`` rows per call). The fleet figure includes building the
+windows from raw readings (normalisation, masks, padding) with ``SequenceScorer``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from models.datasets.cmapss import INFORMATIVE_SENSORS, SETTING_NAMES
@@ -37,7 +43,7 @@ from models.rul.network import RulNet
 from models.rul.normalise import fit_normalisation
 from models.rul.training import TrainedEnsemble
 from models.rul.windows import n_channels
-from models.serving import DeviceHistory, OnnxModel, SequenceScorer
+from models.serving import SEQUENCE_ROWS_PER_CALL, DeviceHistory, OnnxModel, SequenceScorer
 
 
 def _best_of(runs: int, work: Callable[[], object]) -> float:
@@ -54,7 +60,16 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--rows-per-call",
+        default=f"all,256,{SEQUENCE_ROWS_PER_CALL},32",
+        help="comma-separated rows per runtime call to time every form at ('all': one call)",
+    )
     args = parser.parse_args()
+    chunks = [
+        args.devices if part.strip() == "all" else int(part)
+        for part in args.rows_per_call.split(",")
+    ]
     torch.set_num_threads(args.threads)
     config = replace(default_config("FD001"), threads=args.threads)
     spec = config.window_spec
@@ -90,25 +105,31 @@ def main() -> None:
         session = OnnxModel(directory, threads=args.threads)
         scorer = SequenceScorer(directory, threads=args.threads)
 
-        def run_torch(module: torch.nn.Module) -> Callable[[], object]:
+        def run_torch(module: torch.nn.Module, rows: int) -> Callable[[], object]:
             def work() -> object:
                 with torch.inference_mode():
-                    return module(torch.from_numpy(batch))
+                    return [
+                        module(torch.from_numpy(batch[start : start + rows]))
+                        for start in range(0, len(batch), rows)
+                    ]
 
             return work
 
-        def run_onnx() -> object:
-            return session.run(batch)
+        def run_onnx(rows: int) -> Callable[[], object]:
+            return lambda: session.run(batch, rows_per_call=rows)
 
-        # Interleaved, so that a burst of load from other jobs hits every form alike.
-        times: dict[str, list[float]] = {name: [] for name in [*torch_forms, "onnx"]}
-        for _ in range(args.runs):
+        # Every form at every number of rows per call, interleaved, so that a burst of
+        # load from other jobs hits every cell alike.
+        cells: dict[tuple[str, int], Callable[[], object]] = {}
+        for rows in chunks:
             for name, module in torch_forms.items():
-                times[name].append(_best_of(1, run_torch(module)))
-            times["onnx"].append(_best_of(1, run_onnx))
-        best = {name: min(values) for name, values in times.items()}
-        onnx_s = best.pop("onnx")
-        torch_s = min(best.values())
+                cells[(f"torch {torch.__version__}, {name}", rows)] = run_torch(module, rows)
+            cells[(f"onnxruntime {ort.__version__}", rows)] = run_onnx(rows)
+        times: dict[tuple[str, int], list[float]] = {cell: [] for cell in cells}
+        for _ in range(args.runs):
+            for cell, work in cells.items():
+                times[cell].append(_best_of(1, work))
+        best = {cell: min(values) for cell, values in times.items()}
         length = spec.length + 10
         histories = [
             DeviceHistory(
@@ -123,16 +144,51 @@ def main() -> None:
             started = time.perf_counter()
             scorer.score(histories)
             fleet[i] = time.perf_counter() - started
-    print(f"batch of {args.devices} windows {spec.length}x{channels}, {args.threads} thread(s)")
-    for label, seconds in best.items():
-        print(
-            f"torch {torch.__version__}, {label}: {seconds:.3f} s  "
-            f"({args.devices / seconds:,.0f} windows/s)"
-        )
-    print(f"onnxruntime: {onnx_s:.3f} s  ({args.devices / onnx_s:,.0f} windows/s)")
-    print(f"onnxruntime / fastest torch speed-up: {torch_s / onnx_s:.2f}x")
+    _report(best, args.devices, args.threads, spec.length, channels, fleet)
+
+
+def _rows_label(rows: int, devices: int) -> str:
+    return f"all {devices}" if rows >= devices else str(rows)
+
+
+def _report(
+    best: dict[tuple[str, int], float],
+    devices: int,
+    threads: int,
+    length: int,
+    channels: int,
+    fleet: list[float],
+) -> None:
+    forms = list(dict.fromkeys(form for form, _ in best))
+    chunks = list(dict.fromkeys(rows for _, rows in best))
+    onnx_form = forms[-1]
+    print(f"batch of {devices} windows {length}x{channels}, {threads} thread(s), best of runs")
+    print("| rows per call | " + " | ".join(forms) + " | onnxruntime / fastest torch |")
+    print("|---:|" + "---:|" * (len(forms) + 1))
+    for rows in chunks:
+        torch_here = min(best[(f, rows)] for f in forms[:-1])
+        cells = " | ".join(f"{best[(f, rows)]:.3f} s" for f in forms)
+        ratio = torch_here / best[(onnx_form, rows)]
+        print(f"| {_rows_label(rows, devices)} | {cells} | {ratio:.2f}x |")
+    torch_cell = min((c for c in best if c[0] != onnx_form), key=best.__getitem__)
+    serving = (onnx_form, SEQUENCE_ROWS_PER_CALL)
+    onnx_cell = min((c for c in best if c[0] == onnx_form), key=best.__getitem__)
+    torch_s = best[torch_cell]
     print(
-        f"fleet of {args.devices} devices, raw readings to scores: best {min(fleet):.2f} s, "
+        f"fastest torch: {torch_cell[0]}, {_rows_label(torch_cell[1], devices)} rows per call: "
+        f"{torch_s:.3f} s ({devices / torch_s:,.0f} windows/s)"
+    )
+    if serving in best:
+        print(
+            f"onnxruntime as served ({SEQUENCE_ROWS_PER_CALL} rows per call): "
+            f"{best[serving]:.3f} s; vs the fastest torch: {torch_s / best[serving]:.2f}x"
+        )
+    print(
+        f"fastest onnxruntime: {_rows_label(onnx_cell[1], devices)} rows per call: "
+        f"{best[onnx_cell]:.3f} s; vs the fastest torch: {torch_s / best[onnx_cell]:.2f}x"
+    )
+    print(
+        f"fleet of {devices} devices, raw readings to scores: best {min(fleet):.2f} s, "
         f"median {statistics.median(fleet):.2f} s"
     )
 

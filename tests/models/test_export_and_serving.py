@@ -117,3 +117,25 @@ def test_serving_does_not_import_torch() -> None:
     code = "import sys, models.serving, models.registry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_running_in_slices_gives_the_same_outputs_in_order(
+    cmapss_dir: Path, tmp_path: Path
+) -> None:
+    from models.serving import OnnxModel
+
+    entry = train_rul_sequence(
+        cmapss_dir, "FD001", FileRegistry(tmp_path / "reg"), TINY, name="tiny-rul"
+    )
+    model = OnnxModel(entry.directory)
+    _, length, channels = model.session.get_inputs()[0].shape
+    inputs = np.random.default_rng(3).normal(size=(150, length, channels)).astype(np.float32)
+    whole = model.run(inputs)
+    assert whole["rul"].shape == (150,) and float(whole["rul"].std()) > 0
+    for rows in (1, 7, 64, 150, 1000):
+        sliced = model.run(inputs, rows_per_call=rows)
+        for name, values in whole.items():
+            np.testing.assert_allclose(sliced[name], values, atol=1e-5)
+    assert model.run(inputs[:0], rows_per_call=64)["rul"].shape == (0,)
+    with pytest.raises(ValueError, match="rows_per_call"):
+        model.run(inputs, rows_per_call=0)
