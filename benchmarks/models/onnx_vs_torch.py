@@ -39,7 +39,7 @@ from models.datasets.cmapss import INFORMATIVE_SENSORS, SETTING_NAMES
 from models.export import OPSET, export_sequence_onnx, finalise, sequence_tensors
 from models.manifest import Manifest
 from models.rul.cmapss_benchmark import default_config
-from models.rul.network import RulNet
+from models.rul.network import RECURRENT_STRIDE, EnsembleGraph, RulNet
 from models.rul.normalise import fit_normalisation
 from models.rul.training import TrainedEnsemble
 from models.rul.windows import n_channels
@@ -62,14 +62,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
         "--rows-per-call",
-        default=f"all,256,{SEQUENCE_ROWS_PER_CALL},32",
+        default=f"all,256,64,{SEQUENCE_ROWS_PER_CALL},16",
         help="comma-separated rows per runtime call to time every form at ('all': one call)",
     )
     args = parser.parse_args()
-    chunks = [
-        args.devices if part.strip() == "all" else int(part)
-        for part in args.rows_per_call.split(",")
-    ]
+    chunks = list(
+        dict.fromkeys(
+            args.devices if part.strip() == "all" else int(part)
+            for part in args.rows_per_call.split(",")
+        )
+    )
     torch.set_num_threads(args.threads)
     config = replace(default_config("FD001"), threads=args.threads)
     spec = config.window_spec
@@ -144,7 +146,21 @@ def main() -> None:
             started = time.perf_counter()
             scorer.score(histories)
             fleet[i] = time.perf_counter() - started
-    _report(best, args.devices, args.threads, spec.length, channels, fleet)
+    flops = _flops_per_window(ensemble.export_module(), spec.length)
+    _report(best, args.devices, args.threads, spec.length, channels, fleet, flops)
+
+
+def _flops_per_window(graph: EnsembleGraph, length: int) -> float:
+    """Multiply-adds x 2 of one window through the merged graph (elementwise work left out)."""
+    macs = 0.0
+    for conv in (graph.conv1, graph.conv2, graph.conv3, graph.attention):
+        macs += conv.weight.numel() * length  # (out, in per group, 1, kernel)
+    steps = len(range((length - 1) % RECURRENT_STRIDE, length, RECURRENT_STRIDE))
+    for gru in graph.grus:
+        assert isinstance(gru, torch.nn.GRU)
+        macs += steps * 3 * gru.hidden_size * (gru.input_size + gru.hidden_size)
+    macs += graph.trunk_weight.numel() + graph.head_weight.numel()
+    return 2.0 * macs
 
 
 def _rows_label(rows: int, devices: int) -> str:
@@ -158,6 +174,7 @@ def _report(
     length: int,
     channels: int,
     fleet: list[float],
+    flops: float,
 ) -> None:
     forms = list(dict.fromkeys(form for form, _ in best))
     chunks = list(dict.fromkeys(rows for _, rows in best))
@@ -186,6 +203,11 @@ def _report(
     print(
         f"fastest onnxruntime: {_rows_label(onnx_cell[1], devices)} rows per call: "
         f"{best[onnx_cell]:.3f} s; vs the fastest torch: {torch_s / best[onnx_cell]:.2f}x"
+    )
+    print(
+        f"{flops / 1e6:.1f} MFLOP a window: the fastest torch at "
+        f"{flops * devices / torch_s / 1e9:.0f} GFLOP/s, onnxruntime at "
+        f"{flops * devices / best[onnx_cell] / 1e9:.0f} GFLOP/s"
     )
     print(
         f"fleet of {devices} devices, raw readings to scores: best {min(fleet):.2f} s, "
