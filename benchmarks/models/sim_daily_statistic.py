@@ -32,7 +32,7 @@ from models.fleet.features import RUNNING_RPM
 CLEAN_BELOW = 0.03
 BANDS = ((0.08, 0.12), (0.13, 0.17), (0.18, 0.22), (0.28, 0.32))
 BASELINE_DAYS = 14
-STATISTICS = ("mean", "p90")
+STATISTICS = ("mean", "p90", "max")
 
 
 def daily_statistics(history: Path, machine: str, metric: str, min_readings: int) -> pd.DataFrame:
@@ -48,7 +48,12 @@ def daily_statistics(history: Path, machine: str, metric: str, min_readings: int
         groups = running.assign(date=day.dt.floor("D")).groupby(["device_id", "date"])[metric]
         parts.append(
             pd.DataFrame(
-                {"mean": groups.mean(), "p90": groups.quantile(0.9), "readings": groups.size()}
+                {
+                    "mean": groups.mean(),
+                    "p90": groups.quantile(0.9),
+                    "max": groups.max(),
+                    "readings": groups.size(),
+                }
             )
         )
     days = pd.concat(parts).reset_index()
