@@ -22,10 +22,12 @@ def test_rise_is_against_the_devices_own_previous_days() -> None:
             "date": list(dates) * 2,
             "mean": [10.0] * 19 + [12.0] + [50.0] * 20,
             "p90": [20.0] * 19 + [21.0] + [80.0] * 20,
+            "max": [30.0] * 19 + [33.0] + [90.0] * 20,
         }
     )
     out = relative_to_baseline(days)
     a, b = out[out["device_id"] == "a"], out[out["device_id"] == "b"]
     assert a["mean_rise"].iloc[:5].isna().all()  # fewer than 5 earlier days: no baseline
     assert np.isclose(a["mean_rise"].iloc[-1], 0.2) and np.isclose(a["p90_rise"].iloc[-1], 0.05)
+    assert np.isclose(a["max_rise"].iloc[-1], 0.1)
     assert np.allclose(b["mean_rise"].dropna(), 0.0)  # another device's level does not leak
