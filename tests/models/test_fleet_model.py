@@ -164,3 +164,25 @@ def test_alert_quality_counts_correct_censored_and_lead_time() -> None:
     assert (wear.failures, wear.detected, wear.recall) == (1, 1, 1.0)
     assert wear.median_lead_days == pytest.approx(14.0)
     assert quality["random_thing"].recall == 0.0
+
+
+def test_a_rare_mode_is_learnt_not_inverted() -> None:
+    """40 positives in 100,000 rows, standing out on one feature among heavy-tailed ones:
+    without the L2 penalty on leaf values boosting diverges and scores every positive 0.0
+    and some negatives 1.0."""
+    from dataclasses import replace
+
+    from models.fleet.training import FleetConfig, fleet_classifier
+
+    rng = np.random.default_rng(0)
+    rows, positives = 100_000, 40
+    x = rng.normal(size=(rows, 20)).astype(np.float32)
+    x[:, 1:5] = rng.standard_cauchy(size=(rows, 4))
+    x[:positives, 0] += 4.0
+    y = np.zeros(rows, dtype=np.int8)
+    y[:positives] = 1
+    p = fleet_classifier(FleetConfig()).fit(x, y).predict_proba(x)[:, 1]
+    assert np.median(p[:positives]) > 0.9 and p[positives:].max() < 0.1
+    unpenalised = fleet_classifier(replace(FleetConfig(), l2_regularization=0.0))
+    q = unpenalised.fit(x, y).predict_proba(x)[:, 1]
+    assert np.median(q[:positives]) < 0.1  # the failure the penalty prevents
