@@ -150,27 +150,24 @@ class SequenceScorer:
                 ages.append(history.ages[-spec.length :])
         return last_windows(sequences, spec, ages)
 
-    def score_windows(self, inputs: NDArray[np.float32], batch: int = 4096) -> list[SequenceScore]:
+    def score_windows(self, inputs: NDArray[np.float32]) -> list[SequenceScore]:
         modes = self.manifest.failure_modes or ("unknown",)
-        out = []
-        for start in range(0, inputs.shape[0], batch):
-            result = self.model.run(inputs[start : start + batch], SEQUENCE_ROWS_PER_CALL)
+        result = self.model.run(inputs, SEQUENCE_ROWS_PER_CALL)
+        return [
+            SequenceScore(
+                rul=float(rul),
+                risk=float(risk),
+                failure_mode=modes[int(np.argmax(probabilities))],
+                mode_probabilities={
+                    m: float(p) for m, p in zip(modes, probabilities, strict=False)
+                },
+                model=self.manifest.name,
+                model_version=self.manifest.version,
+            )
             for rul, risk, probabilities in zip(
                 result["rul"], result["risk"], result["mode_probabilities"], strict=True
-            ):
-                out.append(
-                    SequenceScore(
-                        rul=float(rul),
-                        risk=float(risk),
-                        failure_mode=modes[int(np.argmax(probabilities))],
-                        mode_probabilities={
-                            m: float(p) for m, p in zip(modes, probabilities, strict=False)
-                        },
-                        model=self.manifest.name,
-                        model_version=self.manifest.version,
-                    )
-                )
-        return out
+            )
+        ]
 
     def score(self, histories: list[DeviceHistory]) -> list[SequenceScore]:
         return self.score_windows(self.windows(histories)) if histories else []

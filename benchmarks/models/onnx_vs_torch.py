@@ -82,8 +82,9 @@ def main() -> None:
         for _ in range(config.ensemble)
     ]
     ensemble = TrainedEnsemble(members, config, channels, 1)
-    torch_forms = {
-        "exported graph (merged, channels padded to 16)": ensemble.export_module(),
+    exported = ensemble.export_module()
+    torch_forms: dict[str, torch.nn.Module] = {
+        "exported graph (merged, channels padded to 16)": exported,
         "merged graph, channels not padded": ensemble.export_module(channel_multiple=1),
         "members in turn": ensemble.serving_module(),
     }
@@ -146,7 +147,7 @@ def main() -> None:
             started = time.perf_counter()
             scorer.score(histories)
             fleet[i] = time.perf_counter() - started
-    flops = _flops_per_window(ensemble.export_module(), spec.length)
+    flops = _flops_per_window(exported, spec.length)
     _report(best, args.devices, args.threads, spec.length, channels, fleet, flops)
 
 

@@ -6,7 +6,8 @@
 ``DIR`` is a ``fleetcare sim generate`` output (e.g. the test fleet that
 ``fleetcare models benchmark sim --work W`` leaves in ``W/test-seed2``). For every
 device-day with at least ``--min-readings`` running readings, each statistic of the
-metric (the mean of the running readings, and their 90th percentile) is taken relative to
+metric (the mean of the running readings, their 90th percentile, and their maximum, which
+the daily rollups keep) is taken relative to
 the device's own baseline: the median of that statistic over its previous 14 such days.
 The hidden degradation of the mode (ground truth) sorts the days: *clean* days
 (degradation < 0.03) against bands of early wear. Reported per band: the share of its
@@ -36,7 +37,8 @@ STATISTICS = ("mean", "p90", "max")
 
 
 def daily_statistics(history: Path, machine: str, metric: str, min_readings: int) -> pd.DataFrame:
-    """``device_id, date, mean, p90, readings`` of ``metric`` over each day's running readings."""
+    """``device_id, date, mean, p90, max, readings`` of ``metric`` over each day's running
+    readings."""
     files = sorted((history / "telemetry" / machine).glob("*.parquet"))
     if not files:
         raise SystemExit(f"{history}: no telemetry of {machine}")
