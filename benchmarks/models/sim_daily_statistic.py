@@ -6,8 +6,9 @@
 ``DIR`` is a ``fleetcare sim generate`` output (e.g. the test fleet that
 ``fleetcare models benchmark sim --work W`` leaves in ``W/test-seed2``). For every
 device-day with at least ``--min-readings`` running readings, each statistic of the
-metric (the mean of the running readings, their 90th percentile, and their maximum, which
-the daily rollups keep) is taken relative to
+metric (the mean of the running readings, their 90th percentile, their maximum, which
+the daily rollups keep, and the 90th percentile of all the day's readings) is taken
+relative to
 the device's own baseline: the median of that statistic over its previous 14 such days.
 The hidden degradation of the mode (ground truth) sorts the days: *clean* days
 (degradation < 0.03) against bands of early wear. Reported per band: the share of its
@@ -33,21 +34,24 @@ from models.fleet.features import RUNNING_RPM
 CLEAN_BELOW = 0.03
 BANDS = ((0.08, 0.12), (0.13, 0.17), (0.18, 0.22), (0.28, 0.32))
 BASELINE_DAYS = 14
-STATISTICS = ("mean", "p90", "max")
+STATISTICS = ("mean", "p90", "max", "p90_all")
 
 
 def daily_statistics(history: Path, machine: str, metric: str, min_readings: int) -> pd.DataFrame:
     """``device_id, date, mean, p90, max, readings`` of ``metric`` over each day's running
-    readings."""
+    readings, and ``p90_all``: the 90th percentile of all the day's readings, standstill
+    included (what a daily rollup could keep per metric without knowing the running state)."""
     files = sorted((history / "telemetry" / machine).glob("*.parquet"))
     if not files:
         raise SystemExit(f"{history}: no telemetry of {machine}")
     parts = []
     for file in files:
         table = pq.read_table(file, columns=["ts", "device_id", "speed_rpm", metric]).to_pandas()
+        day = table["ts"].dt.tz_localize(None) if table["ts"].dt.tz else table["ts"]
+        table = table.assign(date=day.dt.floor("D"))
         running = table[table["speed_rpm"] > RUNNING_RPM]
-        day = running["ts"].dt.tz_localize(None) if running["ts"].dt.tz else running["ts"]
-        groups = running.assign(date=day.dt.floor("D")).groupby(["device_id", "date"])[metric]
+        groups = running.groupby(["device_id", "date"])[metric]
+        every_reading = table.groupby(["device_id", "date"])[metric]
         parts.append(
             pd.DataFrame(
                 {
@@ -56,7 +60,7 @@ def daily_statistics(history: Path, machine: str, metric: str, min_readings: int
                     "max": groups.max(),
                     "readings": groups.size(),
                 }
-            )
+            ).join(every_reading.quantile(0.9).rename("p90_all"), how="left")
         )
     days = pd.concat(parts).reset_index()
     return days[days["readings"] >= min_readings]
