@@ -29,6 +29,13 @@ def _number(text: str) -> int:
     return int(text.split()[0].replace(",", ""))
 
 
+#: The simulated fleet's seed. With 60 devices the default seed (42) has a single wear
+#: failure in a 26-day span (on day 17-18, for start dates spread over a year), so whether a
+#: short run raised a ticket hinged on catching that one failure with 17 days of history;
+#: with this seed the fleet has 9 wear failures between days 7 and 26 of such a span.
+SEED = 7
+
+
 def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path) -> None:
     env = {
         k: v
@@ -40,7 +47,7 @@ def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path
     result = subprocess.run(
         [sys.executable, "-m", "fleetcare.cli", "demo", "--duration", "60",
          "--devices", "60", "--accounts", "8", "--day-s", "2",
-         "--train-devices", "120", "--train-days", "180"],
+         "--train-devices", "120", "--train-days", "180", "--seed", str(SEED)],
         env=env, capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
     elapsed = time.monotonic() - started
@@ -66,7 +73,8 @@ def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path
     assert forwarded, via_text
     assert int(forwarded.group(1).replace(",", "")) >= via, via_text
     assert _number(_fact(out, "predictions")) >= 1
-    assert _number(_fact(out, "tickets raised")) >= 1
+    assert _number(_fact(out, "failures in the span")) >= 5, out
+    assert _number(_fact(out, "tickets raised")) >= 1, out
     delivered = _fact(out, "webhooks delivered")
     assert _number(delivered) >= 1, delivered
     assert "; 0 with a bad signature" in delivered
