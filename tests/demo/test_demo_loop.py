@@ -83,5 +83,5 @@ def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path
     assert _number(_fact(out, "failures in the span")) >= _number(caught)
     assert re.search(r"API key \(admin\): fc_\w+", out)
     assert re.search(r"API key \(csm\): fc_\w+", out)
-    assert re.search(r"API key \(field, region \w+\): fc_\w+", out)
+    assert re.search(r"API key \(field, region [\w-]+\): fc_\w+", out)
     assert elapsed < 400
