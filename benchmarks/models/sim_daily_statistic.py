@@ -15,8 +15,9 @@ The hidden degradation of the mode (ground truth) sorts the days: *clean* days
 days above the clean days' 99.5th percentile (what an alert rule with about 0.5 % false
 days would catch) and the ROC AUC of band vs clean.
 
-The fleet models read daily means (``models.fleet.daily``); this measures what an upper
-quantile would add before the daily rollups carry one.
+The fleet models read daily means (``models.fleet.daily``); this measures how much
+earlier an upper quantile shows the wear (docs/benchmarks/models_sim.md weighs it against
+the alerts it would buy: 0.6 days of filter-clog lead, not adopted).
 """
 
 from __future__ import annotations
