@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
+from sklearn.metrics import roc_auc_score
 
 from models.fleet.features import RUNNING_RPM
 
@@ -86,9 +87,8 @@ def relative_to_baseline(days: pd.DataFrame) -> pd.DataFrame:
 
 
 def roc_auc(negative: NDArray[np.float64], positive: NDArray[np.float64]) -> float:
-    ranks = pd.Series(np.concatenate([negative, positive])).rank().to_numpy()
-    n_pos, n_neg = positive.size, negative.size
-    return float((ranks[n_neg:].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    labels = np.concatenate([np.zeros(negative.size), np.ones(positive.size)])
+    return float(roc_auc_score(labels, np.concatenate([negative, positive])))
 
 
 def main() -> None:
