@@ -39,7 +39,7 @@ from models.datasets.cmapss import INFORMATIVE_SENSORS, SETTING_NAMES
 from models.export import OPSET, export_sequence_onnx, finalise, sequence_tensors
 from models.manifest import Manifest
 from models.rul.cmapss_benchmark import default_config
-from models.rul.network import RECURRENT_STRIDE, EnsembleGraph, RulNet
+from models.rul.network import EnsembleGraph, RulNet, strided
 from models.rul.normalise import fit_normalisation
 from models.rul.training import TrainedEnsemble
 from models.rul.windows import n_channels
@@ -156,7 +156,7 @@ def _flops_per_window(graph: EnsembleGraph, length: int) -> float:
     macs = 0.0
     for conv in (graph.conv1, graph.conv2, graph.conv3, graph.attention):
         macs += conv.weight.numel() * length  # (out, in per group, 1, kernel)
-    steps = len(range((length - 1) % RECURRENT_STRIDE, length, RECURRENT_STRIDE))
+    steps = strided(torch.empty(0, 0, length), length).shape[-1]  # what each GRU reads
     for gru in graph.grus:
         assert isinstance(gru, torch.nn.GRU)
         macs += steps * 3 * gru.hidden_size * (gru.input_size + gru.hidden_size)

@@ -14,7 +14,7 @@ RECURRENT_STRIDE = 4
 already see 11 steps each, and a quarter of the steps costs a quarter of the time."""
 
 
-def _strided(h: torch.Tensor, length: int) -> torch.Tensor:
+def strided(h: torch.Tensor, length: int) -> torch.Tensor:
     """``h[..., t]`` for ``t = ..., length - 1 - stride, length - 1``: ``(batch, channels, steps)``.
 
     ``length`` is a Python int (not ``h.shape[-1]``) so that the exported graph slices
@@ -73,7 +73,7 @@ class RulNet(nn.Module):
         weights = torch.softmax(self.attention(h), dim=2)
         parts = [(h * weights).sum(dim=2), h[:, :, -1]]
         if self.gru is not None:
-            parts.append(self.gru(_strided(h, h.shape[-1]).transpose(1, 2))[1][0])
+            parts.append(self.gru(strided(h, h.shape[-1]).transpose(1, 2))[1][0])
         z = self.trunk(torch.cat(parts, dim=1))
         return self.rul_head(z).squeeze(1), self.risk_head(z).squeeze(1), self.mode_head(z)
 
@@ -185,7 +185,7 @@ class EnsembleGraph(nn.Module):
         h = h.reshape(-1, n, width, length)
         parts = [(h * weights).sum(dim=3), h[:, :, :, length - 1]]
         if len(self.grus):
-            steps = _strided(h, length)
+            steps = strided(h, length)
             states = [gru(steps[:, m].transpose(1, 2))[1][0] for m, gru in enumerate(self.grus)]
             parts.append(torch.stack(states, dim=1))
         pooled = torch.cat(parts, dim=2)
