@@ -75,6 +75,13 @@ class LiveOptions:
     max_clients: int = 180
     """One ``DeviceClient`` per device holds 5 file descriptors and paho's ``select()``
     loop cannot use descriptors past 1024: above this, use ``shard`` and several processes."""
+    origin: datetime | None = None
+    """The span's first instant (UTC). ``None``: now at ``speed`` <= 1, else ``duration``
+    before now. Several processes sharing a fleet pass the same origin."""
+    history_days: int = 0
+    """Days simulated before the span and not published: the devices' physics starts that
+    much earlier and the span continues it, so that another path can load those days as
+    the devices' history (:mod:`firmware_sim.history`)."""
 
 
 @dataclass
@@ -106,18 +113,34 @@ class LiveReport:
 def live_window(
     config: SimConfig, options: LiveOptions, now: datetime | None = None
 ) -> tuple[SimConfig, int, int]:
-    """The config (start day, days) and the first step / step count of a live run."""
+    """The config (start day, days) and the first step / step count of a live run.
+
+    With ``options.history_days`` the config starts that many days before the span's day
+    and ``first`` skips them.
+    """
     total = max(1, int(options.duration_s // config.interval_s))
+    history = options.history_days * config.steps_per_day
     if not options.real_start:
-        days = -(-total // config.steps_per_day)
-        return config.model_copy(update={"days": days}), 0, total
-    now = now or datetime.now(UTC)
-    origin = now if 0 < options.speed <= 1 else now - timedelta(seconds=options.duration_s)
+        days = -(-(history + total) // config.steps_per_day)
+        return config.model_copy(update={"days": days}), history, total
+    origin = options.origin or span_origin(
+        options.speed, options.duration_s, now or datetime.now(UTC)
+    )
+    origin = origin.astimezone(UTC)
     start = origin.date()
     start_at = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    first = int((origin - start_at).total_seconds() // config.interval_s)
+    first = history + int((origin - start_at).total_seconds() // config.interval_s)
     days = -(-(first + total) // config.steps_per_day)
+    start -= timedelta(days=options.history_days)
     return config.model_copy(update={"start": start, "days": days}), first, total
+
+
+def span_origin(speed: float, duration_s: float, now: datetime) -> datetime:
+    """Where a span started ``now`` begins: now in real time (``speed`` <= 1), else
+    ``duration_s`` earlier, so that an accelerated run never stamps a reading in the future."""
+    if 0 < speed <= 1:
+        return now
+    return now - timedelta(seconds=duration_s)
 
 
 def _my_faults(plan: list[PlannedFault], mine: set[str]) -> list[PlannedFault]:

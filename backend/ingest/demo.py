@@ -10,8 +10,11 @@ duplicates and malformed payloads on purpose), and prints the counts every few s
 the devices of one simulator shard publish to the site's local broker and reach ingest
 through a gateway process (:mod:`fleetcare.demo.gateway_site`). With a demo duration the
 simulated span is sized to end before it, so the summary compares what the devices handed
-over with what is stored. ``finish`` stops the fleet and adds the ingest figures to the
-summary; it also runs, once, when the demo's resources close.
+over with what is stored. With ``plan.history_days``, the days before the span are first
+written through ingest's writer (:mod:`backend.ingest.history_load`): the devices then have
+the history a fleet in the field has, and the span continues it. ``finish`` stops the
+fleet and adds the ingest figures (of the span) to the summary; it also runs, once, when
+the demo's resources close.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import psycopg
 from rich.console import Console
 
 from backend.ingest.demo_fleet import LiveSimulation, SimFleetPlan, register_sim_fleet
+from backend.ingest.history_load import load_history
 from backend.ingest.metrics import IngestMetrics
 from backend.ingest.service import IngestWorker, WorkerTarget
 from backend.ingest.settings import IngestSettings
@@ -131,6 +136,10 @@ class SimulatedFleetStep:
         """What each simulator process reported when it finished its span."""
         self.worker: IngestWorker | None = None
         self.span_s = 0.0
+        self.span_start: datetime | None = None
+        """The time stamp of the span's first reading; history lies before it."""
+        self.history_readings = 0
+        self._history_said = 0
         self.wall_s: float | None = None
         self._finish: list[Callable[[], None]] = []
 
@@ -163,6 +172,9 @@ class SimulatedFleetStep:
         local = self._start_site(demo, services.broker_url, root)
         simulation = LiveSimulation(self.plan, services.broker_url, root, span_s, site=local)
         self.span_s = simulation.span_s
+        self.span_start = simulation.span_start
+        if self.plan.history_days > 0:
+            self._load_history(demo, simulation, services.database_url, root)
         resources.callback(simulation.cleanup)
         resources.callback(self.finish, demo)
         # A short demo (shorter than the simulator's start-up) stops it at once.
@@ -197,6 +209,38 @@ class SimulatedFleetStep:
                 f"{local[0]} (topic root {local[1]!r}); gateway {self.site.gateway_id} "
                 "forwards them upstream",
             )
+
+    def _load_history(
+        self, demo: DemoRunLike, simulation: LiveSimulation, database_url: str, root: str
+    ) -> None:
+        """Give the fleet the days before the span, written through ingest's writer."""
+        days = self.plan.history_days
+        start = simulation.span_start
+        midnight = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        since = midnight - timedelta(days=days)
+        expected = len(self.devices) * int((start - since).total_seconds()) // self.plan.interval_s
+        say(demo.console, f"  loading {days} days of the fleet's history before the span")
+        load = load_history(
+            database_url,
+            root,
+            simulation.history(),
+            oldest=since,
+            progress=lambda n: self._history_progress(demo.console, n, expected),
+        )
+        self.history_readings = load.readings
+        span = "" if load.first is None else f" from {load.first:%Y-%m-%d}"
+        demo.note(
+            "fleet history",
+            f"{load.readings:,} readings of {load.devices} devices over the "
+            f"{days} day{'s' if days != 1 else ''} before the span{span}, written through "
+            f"ingest's writer in {load.wall_s:.0f} s",
+        )
+
+    def _history_progress(self, console: Console, written: int, expected: int) -> None:
+        step = max(1, expected // 4)
+        if written // step > self._history_said:
+            self._history_said = written // step
+            say(console, f"    {written:,} of {expected:,} readings written")
 
     def _start_site(self, demo: DemoRunLike, broker_url: str, root: str) -> tuple[str, str] | None:
         """Start the gateway site; ``(local broker URL, topic root)``, or ``None`` without one."""
@@ -278,7 +322,7 @@ class SimulatedFleetStep:
 
     def _summary(self, demo: DemoRunLike, worker: IngestWorker, database_url: str) -> None:
         m = worker.metrics
-        rows, distinct = self._stored(database_url, self.devices)
+        rows, distinct = self._stored(database_url, self.devices, self.span_start)
         sent = self.handed_over()
         stored = f"{rows:,}" if sent is None else f"{rows:,} of {sent:,} the devices handed over"
         if self.unfinished:
@@ -295,7 +339,7 @@ class SimulatedFleetStep:
 
     def _site_summary(self, demo: DemoRunLike, database_url: str) -> None:
         assert self.site is not None
-        rows, _ = self._stored(database_url, self.site.devices)
+        rows, _ = self._stored(database_url, self.site.devices, self.span_start)
         report = self._site_shard_report
         text = f"{rows:,}"
         if report is not None:
@@ -305,13 +349,15 @@ class SimulatedFleetStep:
         demo.note("readings via the gateway", f"{text} ({gateway})")
 
     @staticmethod
-    def _stored(database_url: str, devices: list[str]) -> tuple[int, int]:
-        """Telemetry rows of ``devices``, and distinct (device, time, seq) among them."""
+    def _stored(database_url: str, devices: list[str], since: datetime | None) -> tuple[int, int]:
+        """Telemetry rows of ``devices`` from ``since`` on (the span, not the history), and
+        distinct (device, time, seq) among them."""
         with psycopg.connect(database_url) as conn:
             row = conn.execute(
                 "SELECT count(*), count(DISTINCT (t.device_id, t.time, t.seq)) FROM telemetry t "
-                "JOIN devices d ON d.id = t.device_id WHERE d.external_id = ANY(%s)",
-                (devices,),
+                "JOIN devices d ON d.id = t.device_id WHERE d.external_id = ANY(%s) "
+                "AND t.time >= coalesce(%s::timestamptz, '-infinity')",
+                (devices, since),
             ).fetchone()
         assert row is not None
         return int(str(row[0])), int(str(row[1]))

@@ -22,7 +22,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,8 @@ from backend.storage.connect import connect
 from firmware_sim.config import SimConfig
 from firmware_sim.faults import FaultSpec
 from firmware_sim.fleet import build_fleet
+from firmware_sim.history import DeviceDay, history_readings
+from firmware_sim.live import LiveOptions, live_window, span_origin
 from firmware_sim.machines import machine_spec
 
 #: Devices per simulator process (one SDK client per device; paho's select() loop limits
@@ -61,6 +65,9 @@ class SimFleetPlan:
     gateway_every: int = 0
     """One simulator shard in this many is a site whose devices publish to a local broker
     and reach the central one through a gateway (0: none; see :attr:`site_shard`)."""
+    history_days: int = 0
+    """Days of the devices' history before the live span, loaded into the database instead
+    of published (:mod:`backend.ingest.history_load`); the span continues their physics."""
 
     def config(self, span_s: float = 86_400) -> SimConfig:
         days = max(1, math.ceil(span_s / 86_400) + 1)
@@ -193,8 +200,36 @@ class LiveSimulation:
         self.topic_root = topic_root
         self.site = site
         self.span_s = max(float(plan.interval_s), span_s)
+        self.origin = span_origin(plan.speed, self.span_s, datetime.now(UTC))
+        """The span's first instant, shared by every shard (and the history before it)."""
         self._workdir = Path(tempfile.mkdtemp(prefix="fleetcare-demo-sim-"))
         self._processes: list[subprocess.Popen[bytes]] = []
+
+    def _window(self) -> tuple[SimConfig, int]:
+        """The shards' simulation config and the span's first step (as each shard computes)."""
+        options = LiveOptions(
+            broker_urls=(self.broker_url,),
+            queue_dir=self._workdir / "queues",
+            truth_dir=self._workdir / "truth",
+            speed=self.plan.speed,
+            duration_s=self.span_s,
+            origin=self.origin,
+            history_days=self.plan.history_days,
+        )
+        config, first, _ = live_window(self.plan.config(self.span_s), options)
+        return config, first
+
+    @property
+    def span_start(self) -> datetime:
+        """The time stamp of the span's first reading (the history ends before it)."""
+        config, first = self._window()
+        return config.step_time(first)
+
+    def history(self) -> Iterator[DeviceDay]:
+        """The readings of the ``plan.history_days`` before the span (every device), which
+        the shards simulate without publishing them."""
+        config, first = self._window()
+        return history_readings(config, first)
 
     def destination(self, shard: int) -> tuple[str, str]:
         """``(broker_url, topic_root)`` where ``shard`` publishes."""
@@ -214,7 +249,9 @@ class LiveSimulation:
                 "interval_s": plan.interval_s,
                 "faults": plan.faults.model_dump(),
                 "gateway_every": plan.gateway_every,
+                "history_days": plan.history_days,
             },
+            "origin": self.origin.isoformat(),
             "broker_url": broker_url,
             "topic_root": topic_root,
             "span_s": self.span_s,
@@ -298,7 +335,7 @@ class LiveSimulation:
 def _run_shard(job: dict[str, Any]) -> int:
     """One shard of the live fleet (``python -m backend.ingest.demo_fleet JOB``); prints its
     report as one JSON line when its span is done."""
-    from firmware_sim.live import LiveOptions, run_live
+    from firmware_sim.live import run_live
 
     raw = job["plan"]
     plan = SimFleetPlan(**{**raw, "faults": FaultSpec(**raw["faults"])})
@@ -313,6 +350,8 @@ def _run_shard(job: dict[str, Any]) -> int:
         duration_s=float(job["span_s"]),
         faults=plan.faults,
         shard=(shard, plan.shards),
+        origin=datetime.fromisoformat(str(job["origin"])),
+        history_days=plan.history_days,
     )
     try:
         report = run_live(plan.config(options.duration_s), options)

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from fleetcare.demo.model_step import TrainingPlan
 
 
+#: The fleet models' window of daily means (``models.fleet.training.FleetConfig``): the
+#: demo loads that much of the fleet's history before the live span, so that every device
+#: has a full window from the span's first day on.
+FLEET_WINDOW_DAYS = 28
+
+
 @dataclass
 class DemoRun:
     """State shared by the steps of one demo run.
@@ -171,6 +177,15 @@ def demo(
     train_days: Annotated[
         int, typer.Option("--train-days", min=60, help="days of the training history")
     ] = 240,
+    history_days: Annotated[
+        int,
+        typer.Option(
+            "--history-days",
+            min=0,
+            max=90,
+            help="days of the fleet's history loaded before the live span (0: none)",
+        ),
+    ] = FLEET_WINDOW_DAYS,
 ) -> None:
     """Run fleetcare end to end on this machine (embedded services unless configured)."""
     from backend.ingest.demo_fleet import SimFleetPlan
@@ -184,6 +199,7 @@ def demo(
         seed=seed,
         speed=86_400 / day_s,
         gateway_every=gateway_every,
+        history_days=history_days,
     )
     training = TrainingPlan(devices=train_devices, days=train_days)
     settings = backend_settings(ctx)

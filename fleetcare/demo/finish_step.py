@@ -57,7 +57,7 @@ class FinishStep:
         with psycopg.connect(demo.services().database_url) as conn:
             counts = loop_counts(conn, self.baseline.baseline)
             given_up = dead_lettered(conn, self.receiver.url)
-            span = published_span(conn, self.fleet.devices)
+            span = published_span(conn, self.fleet.devices, self.fleet.span_start)
             failures = [] if span is None else span_failures(self.fleet.plan, *span)
             outcome = judge(conn, self.baseline.baseline, failures)
         demo.note("predictions", f"{counts.predictions:,}")

@@ -73,7 +73,13 @@ class Collector:
 
 
 def _run(
-    tmp_path: Path, url: str, root: str, config: SimConfig, spec: FaultSpec, duration_s: float
+    tmp_path: Path,
+    url: str,
+    root: str,
+    config: SimConfig,
+    spec: FaultSpec,
+    duration_s: float,
+    history_days: int = 0,
 ) -> tuple[Any, Collector]:
     from firmware_sim.live import LiveOptions, run_live
 
@@ -87,6 +93,7 @@ def _run(
         duration_s=duration_s,
         faults=spec,
         real_start=False,
+        history_days=history_days,
     )
     try:
         report = run_live(config, options)
@@ -136,6 +143,46 @@ def test_live_run_sends_exactly_what_generate_writes(
     for row in daily:
         for name in ("operating_hours", "sessions", "starts"):
             assert usage[(row["device_id"], name)] == pytest.approx(row[name], abs=1e-3)
+
+
+@pytest.mark.services
+def test_a_span_after_history_days_continues_the_physics_and_publishes_none_of_them(
+    tmp_path: Path, mosquitto: Any, topic_root: str
+) -> None:
+    config = SimConfig(devices=4, days=1, seed=9, interval_s=600)
+    report, collector = _run(
+        tmp_path,
+        mosquitto.url,
+        f"{topic_root}/history",
+        config,
+        FaultSpec(),
+        duration_s=86_400,
+        history_days=2,
+    )
+    assert report.readings == 4 * 144 and report.undelivered == 0
+    batches, bad = collector.decoded()
+    assert bad == 0
+    sent: dict[tuple[str, int], dict[str, float | None]] = {}
+    for channel, batch in batches:
+        if channel == "telemetry":
+            sent.update({(batch.device, e["t"]): e["m"] for e in batch.entries})
+    span_ms = int((config.start_at.timestamp() + 2 * 86_400) * 1000)
+    assert len(sent) == report.readings and min(t for _, t in sent) == span_ms
+    # The third day of one simulation from the start: the devices' wear went on meanwhile.
+    generate(config.model_copy(update={"days": 3}), tmp_path / "gen")
+    table = ds.dataset(tmp_path / "gen" / "telemetry").to_table()
+    times = table["ts"].to_numpy().astype("datetime64[ms]").astype(np.int64).tolist()
+    devices = pc.cast(table["device_id"], pa.string()).to_pylist()
+    values = table["vibration_rms_mm_s"].to_pylist()
+    compared = 0
+    for device, t, value in zip(devices, times, values, strict=True):
+        if t < span_ms:
+            assert (device, t) not in sent
+            continue
+        got = sent[(device, t)].get("vibration_rms_mm_s")
+        assert got is None if value is None or np.isnan(value) else got == pytest.approx(value)
+        compared += 1
+    assert compared == report.readings
 
 
 @pytest.mark.services

@@ -64,6 +64,7 @@ def test_the_demo_step_runs_the_simulated_fleet_and_the_summary_adds_up(
         speed=600,
         interval_s=60,
         faults=FaultSpec(duplicate=2, malformed=2),
+        history_days=1,
     )
     step = SimulatedFleetStep(plan, every_s=0.5)
     duration_s = 11.0
@@ -79,6 +80,11 @@ def test_the_demo_step_runs_the_simulated_fleet_and_the_summary_adds_up(
         time.sleep(duration_s)  # the demo's "run" step
     facts = dict(demo.facts)
     assert "12 devices of 3 accounts" in facts["simulated fleet"]
+    # A day of history (and the part of the span's day before it) came first, and is not
+    # counted among the span's readings.
+    history = facts["fleet history"]
+    assert number(history) == step.history_readings >= 12 * 1440, history
+    assert "of 12 devices over the 1 day before the span" in history
     stored_text = facts["readings stored"]
     stored, sent = number(stored_text), number(stored_text.split(" of ")[1])
     assert stored == sent > 0, stored_text
