@@ -1,11 +1,12 @@
 """What the demo achieved, judged against the simulator's ground truth.
 
-A failure of the live span is *caught ahead* when a ticket of this run, on that device, came
-from a prediction whose window ended before the failure and at most the model's horizon
-before it; its lead time is the simulated time from that window's end to the failure. Every
-other failure of the span is *missed* (random failures, which leave no trace before they
-happen, are counted apart). Counts are of this run only: rows written before it (an earlier
-demo on the same database) are below the baselines taken at its start.
+A wear failure of the live span is *caught ahead* when a ticket of this run, on that device
+and for that failure mode, came from a prediction whose window ended before the failure and
+at most the model's horizon before it; its lead time is the simulated time from that
+window's end to the failure. Every other wear failure of the span is *missed*; random
+failures, which leave no trace before they happen, are counted apart. Counts are of this
+run only: rows written before it (an earlier demo on the same database) are below the
+baselines taken at its start.
 """
 
 from __future__ import annotations
@@ -100,29 +101,48 @@ class Outcome:
 def judge(conn: psycopg.Connection[Any], base: Baseline, failures: list[Failure]) -> Outcome:
     """Match the span's failures with the tickets this run raised before them."""
     rows = conn.execute(
-        "SELECT d.external_id, p.window_end FROM tickets t"
+        "SELECT d.external_id, p.window_end, t.failure_mode FROM tickets t"
         " JOIN devices d ON d.id = t.device_id JOIN predictions p ON p.id = t.prediction_id"
         " WHERE t.id > %s",
         (base.ticket,),
     ).fetchall()
-    warned: dict[str, list[datetime]] = {}
-    for device, window_end in rows:
-        warned.setdefault(str(device), []).append(window_end)
+    return match_failures([TicketAhead(str(d), end, str(mode)) for d, end, mode in rows], failures)
+
+
+@dataclass(frozen=True)
+class TicketAhead:
+    """A ticket of the run: its device, the end of the window it was predicted from, and
+    the failure mode it names."""
+
+    device: str
+    window_end: datetime
+    mode: str
+
+
+def match_failures(tickets: list[TicketAhead], failures: list[Failure]) -> Outcome:
+    """A wear failure is caught ahead when a ticket for that device **and that mode** came
+    from a window that ended within :data:`HORIZON` before it; the lead time runs from the
+    earliest such window. Random failures leave no trace and are counted apart, even when a
+    ticket for another mode happened to precede them."""
+    warned: dict[tuple[str, str], list[datetime]] = {}
+    for ticket in tickets:
+        warned.setdefault((ticket.device, ticket.mode), []).append(ticket.window_end)
     caught = missed = random = 0
     leads: list[float] = []
     for failure in failures:
+        if failure.cause != "wear":
+            random += 1
+            continue
         ahead = [
             end
-            for end in warned.get(failure.device, [])
+            for end in warned.get((failure.device, failure.mode), [])
             if failure.at - HORIZON <= end < failure.at
         ]
         if ahead:
             caught += 1
             leads.append((failure.at - min(ahead)).total_seconds() / 3600)
-        elif failure.cause == "wear":
-            missed += 1
         else:
-            random += 1
+            missed += 1
     return Outcome(len(failures), random, caught, leads, missed)
 
 
