@@ -98,11 +98,51 @@ class CareEngine:
             outcomes.append(f"ticket_{result.outcome}")
             outcomes.extend(self._fleet_risk(conn, ctx, rules, at))
         elif assessed and all(a.receded for _, a in assessed):
-            result = auto_close_ticket(conn, ctx, assessed[0][1], at)
+            result = auto_close_ticket(
+                conn,
+                ctx,
+                assessed[0][1],
+                at,
+                confirmed=lambda: self._receded_before(
+                    conn, ctx, rules, self.settings.recede_predictions - 1
+                ),
+            )
             outcomes.append(f"ticket_{result.outcome}")
         else:
             outcomes.append("ticket_nothing")
         return outcomes
+
+    def _receded_before(
+        self, conn: psycopg.Connection[Any], ctx: PredictionContext, rules: RuleSet, count: int
+    ) -> bool:
+        """Whether the ``count`` predictions of the device before ``ctx`` (by window end)
+        all receded under every ticket rule that applies to them."""
+        if count <= 0:
+            return True
+        rows = conn.execute(
+            "SELECT p.id FROM predictions p, predictions this"
+            " WHERE this.id = %(id)s AND p.device_id = this.device_id AND p.id <> this.id"
+            " AND (p.window_end, p.id) < (this.window_end, this.id)"
+            " ORDER BY p.window_end DESC, p.id DESC LIMIT %(n)s",
+            {"id": ctx.prediction_id, "n": count},
+        ).fetchall()
+        if len(rows) < count:
+            return False
+        capacity = self.settings.capacity_for(ctx.region)
+        for (prediction_id,) in rows:
+            earlier = load_prediction_context(conn, int(prediction_id))
+            for rule in rules.ticket_rules:
+                assert isinstance(rule.definition, FailureRiskRule)
+                assessment = assess_prediction(
+                    rule.definition,
+                    earlier,
+                    capacity,
+                    recede_margin=self.settings.recede_margin,
+                    reference_annual_value=self.settings.reference_annual_value,
+                )
+                if assessment is not None and not assessment.receded:
+                    return False
+        return True
 
     def _fleet_risk(
         self, conn: psycopg.Connection[Any], ctx: PredictionContext, rules: RuleSet, at: datetime

@@ -87,6 +87,13 @@ class CareSettings(TableSettings):
         description="an open ticket with no work started is closed when the risk falls below "
         "the rule threshold minus this margin (and the RUL is back above the lead time)",
     )
+    recede_predictions: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="such a ticket is closed only when this many consecutive predictions of "
+        "the device have receded: one low prediction between high ones closes nothing",
+    )
     default_capacity: RegionCapacity = Field(
         default_factory=RegionCapacity,
         description="parts and technician lead hours for regions not listed in regions",

@@ -9,6 +9,7 @@ failure mode) and ``INSERT ... ON CONFLICT DO NOTHING`` are the backstop.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -289,12 +290,14 @@ def auto_close_ticket(
     ctx: PredictionContext,
     assessment: TicketAssessment,
     at: datetime,
+    confirmed: Callable[[], bool] = lambda: True,
 ) -> TicketResult:
-    """Close the open ticket of the device and mode when no work started on it."""
+    """Close the open ticket of the device and mode when no work started on it and
+    ``confirmed()`` (asked only when there is such a ticket) agrees."""
     key = device_need_key(ctx.device_id, ctx.failure_mode)
     lock_key(conn, key)
     ticket = _open_ticket_of(conn, ctx.device_id, ctx.failure_mode)
-    if ticket is None or ticket["status"] not in NO_WORK_STATUSES:
+    if ticket is None or ticket["status"] not in NO_WORK_STATUSES or not confirmed():
         return TicketResult("nothing", ticket["id"] if ticket else None)
     risk_text = "n/a" if ctx.failure_risk is None else f"{ctx.failure_risk:.2f}"
     rul_text = "n/a" if ctx.rul_hours is None else f"{ctx.rul_hours:.0f} h"

@@ -121,7 +121,7 @@ def default_steps(
     baseline = BaselineStep()
     fleet = SimulatedFleetStep(fleet_plan, every_s=None, site=GatewaySite())
     scoring = ScoringStep(models)
-    care = CareStep()
+    care = CareStep(time_scale=fleet.plan.speed)
     receiver = WebhookReceiverStep()
     api = ApiStep(lambda: fleet.devices)
     return [

@@ -58,6 +58,9 @@ class LiveViewStep:
                     demo.duration_s,
                     on_waiting=lambda: say(demo.console, f"  running until {until}"),
                 )
+            if not demo.console.is_terminal:
+                # Off a terminal (a log, a pipe) the last frame ends without a line break.
+                demo.console.line()
         finally:
             self._conn.close()
 

@@ -189,8 +189,13 @@ def test_receding_risk_auto_closes_with_a_reason_only_before_work_starts(
     assert engine.process_prediction(conn, add_prediction(conn, idle, risk=0.65)) == [
         "ticket_nothing"
     ]
+    # one receded prediction after one that had not is not enough either (the default asks
+    # for two in a row), the second closes it
     assert engine.process_prediction(
         conn, add_prediction(conn, idle, risk=0.3, rul_hours=2000)
+    ) == ["ticket_nothing"]
+    assert engine.process_prediction(
+        conn, add_prediction(conn, idle, risk=0.25, rul_hours=2000)
     ) == ["ticket_auto_closed"]
     assert engine.process_prediction(conn, add_prediction(conn, busy, risk=0.3)) == [
         "ticket_nothing"
@@ -212,6 +217,29 @@ def test_receding_risk_auto_closes_with_a_reason_only_before_work_starts(
     )
 
 
+@pytest.mark.parametrize("in_a_row", [1, 2, 3])
+def test_a_ticket_closes_only_after_enough_receded_predictions_in_a_row(
+    conn: psycopg.Connection[Any], clock: MovableClock, in_a_row: int
+) -> None:
+    engine = CareEngine(care_settings(recede_predictions=in_a_row), clock=clock)
+    fleet = seed_fleet(conn)
+    device = fleet.devices[fleet.site_ids[0]][0]
+    risks = [0.8, 0.3, 0.85, *([0.2] * in_a_row)]
+    outcomes = [
+        engine.process_prediction(conn, add_prediction(conn, device, risk=r))[0] for r in risks
+    ]
+    if in_a_row == 1:
+        # the old behaviour: the dip closes the ticket, the next high prediction finds the
+        # need cooling down
+        assert outcomes[:3] == ["ticket_opened", "ticket_auto_closed", "ticket_cooling_down"]
+        return
+    # the dip between two high predictions leaves the ticket open; the last of the low ones
+    # in a row closes it
+    assert outcomes[1] == "ticket_nothing" and outcomes[2].startswith("ticket_")
+    assert outcomes[3:] == ["ticket_nothing"] * (in_a_row - 1) + ["ticket_auto_closed"]
+    assert scalar(conn, "SELECT count(*) FROM tickets WHERE device_id = %s", device) == 1
+
+
 def test_cooldown_keeps_a_closed_need_from_reopening_at_once(
     conn: psycopg.Connection[Any], clock: MovableClock
 ) -> None:
@@ -219,8 +247,9 @@ def test_cooldown_keeps_a_closed_need_from_reopening_at_once(
     fleet = seed_fleet(conn)
     device = fleet.devices[fleet.site_ids[0]][0]
     engine.process_prediction(conn, add_prediction(conn, device, risk=0.8))
-    clock.advance(hours=1)
-    engine.process_prediction(conn, add_prediction(conn, device, risk=0.1, rul_hours=5000))
+    for _ in range(2):  # two receded predictions in a row close it
+        clock.advance(hours=1)
+        engine.process_prediction(conn, add_prediction(conn, device, risk=0.1, rul_hours=5000))
     clock.advance(hours=1)
     assert engine.process_prediction(conn, add_prediction(conn, device, risk=0.9))[0] == (
         "ticket_cooling_down"
