@@ -25,10 +25,10 @@ from backend.care.clock import Clock, system_clock
 from backend.care.context import PredictionContext, load_prediction_context
 from backend.care.needs import account_need_key
 from backend.care.rule_definitions import FailureRiskRule, FleetRiskRule
-from backend.care.rule_store import RuleSet, active_rules
+from backend.care.rule_store import RuleSet, StoredRule, active_rules
 from backend.care.settings import CareSettings
 from backend.care.storm import StormLimits, close_quiet_incidents
-from backend.care.ticket_rules import assess_prediction
+from backend.care.ticket_rules import TicketAssessment, assess_prediction
 from backend.care.tickets import EngineParams, auto_close_ticket, raise_ticket
 
 log = logging.getLogger("fleetcare.care")
@@ -77,20 +77,8 @@ class CareEngine:
         self, conn: psycopg.Connection[Any], ctx: PredictionContext, rules: RuleSet
     ) -> list[str]:
         at = self.clock()
-        capacity = self.settings.capacity_for(ctx.region)
         outcomes: list[str] = []
-        assessed = []
-        for rule in rules.ticket_rules:
-            assert isinstance(rule.definition, FailureRiskRule)
-            assessment = assess_prediction(
-                rule.definition,
-                ctx,
-                capacity,
-                recede_margin=self.settings.recede_margin,
-                reference_annual_value=self.settings.reference_annual_value,
-            )
-            if assessment is not None:
-                assessed.append((rule, assessment))
+        assessed = self._assess(ctx, rules)
         qualifying = [(rule, a) for rule, a in assessed if a.qualifies]
         if qualifying:
             rule, assessment = max(qualifying, key=lambda item: (-item[1].priority, item[1].risk))
@@ -128,21 +116,32 @@ class CareEngine:
         ).fetchall()
         if len(rows) < count:
             return False
+        return all(
+            assessment.receded
+            for (prediction_id,) in rows
+            for _, assessment in self._assess(
+                load_prediction_context(conn, int(prediction_id)), rules
+            )
+        )
+
+    def _assess(
+        self, ctx: PredictionContext, rules: RuleSet
+    ) -> list[tuple[StoredRule, TicketAssessment]]:
+        """Every ticket rule's verdict on ``ctx``, for the rules that apply to it."""
         capacity = self.settings.capacity_for(ctx.region)
-        for (prediction_id,) in rows:
-            earlier = load_prediction_context(conn, int(prediction_id))
-            for rule in rules.ticket_rules:
-                assert isinstance(rule.definition, FailureRiskRule)
-                assessment = assess_prediction(
-                    rule.definition,
-                    earlier,
-                    capacity,
-                    recede_margin=self.settings.recede_margin,
-                    reference_annual_value=self.settings.reference_annual_value,
-                )
-                if assessment is not None and not assessment.receded:
-                    return False
-        return True
+        assessed = []
+        for rule in rules.ticket_rules:
+            assert isinstance(rule.definition, FailureRiskRule)
+            assessment = assess_prediction(
+                rule.definition,
+                ctx,
+                capacity,
+                recede_margin=self.settings.recede_margin,
+                reference_annual_value=self.settings.reference_annual_value,
+            )
+            if assessment is not None:
+                assessed.append((rule, assessment))
+        return assessed
 
     def _fleet_risk(
         self, conn: psycopg.Connection[Any], ctx: PredictionContext, rules: RuleSet, at: datetime
