@@ -189,7 +189,7 @@ def demo(
 ) -> None:
     """Run fleetcare end to end on this machine (embedded services unless configured)."""
     from backend.ingest.demo_fleet import SimFleetPlan
-    from fleetcare.demo.model_step import TrainingPlan
+    from fleetcare.demo.model_step import MIN_SCORED_RUN_S, TrainingPlan
 
     if accounts > devices:
         raise typer.BadParameter("at most one account per device", param_hint="--accounts")
@@ -199,7 +199,8 @@ def demo(
         seed=seed,
         speed=86_400 / day_s,
         gateway_every=gateway_every,
-        history_days=history_days,
+        # A run too short to score anything has no use for the models' history.
+        history_days=history_days if duration is None or duration >= MIN_SCORED_RUN_S else 0,
     )
     training = TrainingPlan(devices=train_devices, days=train_days)
     settings = backend_settings(ctx)
