@@ -225,6 +225,7 @@ class SimulatedFleetStep:
             root,
             simulation.history(),
             oldest=since,
+            settings=load_settings(IngestSettings),
             progress=lambda n: self._history_progress(demo.console, n, expected),
         )
         self.history_readings = load.readings

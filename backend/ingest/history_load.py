@@ -4,11 +4,11 @@ A fleet in the field has been reporting for weeks when anyone looks at it; the f
 models read a window of daily means (28 days) and compare its recent days with the first
 half. ``fleetcare demo`` therefore gives its fleet that history before the live span
 starts: :func:`load_history` encodes the simulator's readings of the days before the span
-(:func:`firmware_sim.history.history_readings`) as the device SDK's telemetry batches, one
-per device and day, and writes them with the same :class:`BatchWriter` (checks, partitions,
-binary COPY, deduplication) the ingest service uses, then refreshes the rollups over the
-range, which the scorer reads. Only the age limit differs: history is older than the
-``max_past_s`` a live service accepts.
+(:func:`firmware_sim.history.history_readings`) as the device SDK's telemetry batches (one
+per device and day, split under the payload limit), and writes them with the same
+:class:`BatchWriter` (checks, partitions, binary COPY, deduplication) the ingest service
+uses, then refreshes the rollups over the range, which the scorer reads. Only the age
+limit differs: history is older than the ``max_past_s`` a live service accepts.
 """
 
 from __future__ import annotations
@@ -89,12 +89,14 @@ def load_history(
     days: Iterable[DeviceDay],
     *,
     oldest: datetime,
+    settings: IngestSettings | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> HistoryLoad:
     """Write ``days`` (readings of registered devices) and refresh the rollups over them.
 
-    ``oldest``: the earliest reading time to accept (the history's start). ``progress`` is
-    called with the readings written so far after each write.
+    ``oldest``: the earliest reading time to accept (the history's start). ``settings``:
+    the ingest service's (default: its defaults); ``max_past_s`` is widened to ``oldest``.
+    ``progress`` is called with the readings written so far after each write.
 
     Raises:
         HistoryLoadError: some messages were dead-lettered or refused (for instance a
@@ -102,7 +104,9 @@ def load_history(
     """
     started = time.monotonic()
     past_s = (datetime.now(UTC) - oldest).total_seconds() + 86_400
-    settings = IngestSettings().model_copy(update={"max_past_s": max(past_s, 86_400.0)})
+    settings = (settings or IngestSettings()).model_copy(
+        update={"max_past_s": max(past_s, 86_400.0)}
+    )
     with psycopg.connect(database_url, autocommit=True) as conn:
         dialect = dialect_of(conn)
     writer = build_writer(
