@@ -59,6 +59,17 @@ class DayBlock:
     running: Bool
     load: F32
 
+    def device_readings(self, i: int, lo: int, hi: int) -> list[dict[str, float | None]]:
+        """Device ``i``'s readings of steps ``[lo, hi)`` (of the simulation, within this
+        day) as the device SDK takes them: one dict per step, a missing value ``None``."""
+        names = list(self.values)
+        t0 = self.first_step
+        columns = [self.values[n][i, lo - t0 : hi - t0].tolist() for n in names]
+        return [
+            {n: None if math.isnan(v) else v for n, v in zip(names, row, strict=True)}
+            for row in zip(*columns, strict=True)
+        ]
+
 
 _CHUNK = 64
 

@@ -12,10 +12,9 @@ The history is clean telemetry: no faults, no clock skew, no usage records or ev
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from firmware_sim.config import SimConfig
 from firmware_sim.engagement import simulate_engagement
@@ -33,14 +32,11 @@ class DeviceDay:
     readings: list[tuple[datetime, Metrics]]
 
 
-def history_readings(
-    config: SimConfig, first_step: int, devices: frozenset[str] | None = None
-) -> Iterator[DeviceDay]:
+def history_readings(config: SimConfig, first_step: int) -> Iterator[DeviceDay]:
     """Every reading of steps ``[0, first_step)`` of ``config``, day by day, device by device.
 
     ``config`` and ``first_step`` are what :func:`firmware_sim.live.live_window` returns for
-    the live run; ``devices`` keeps only those (``None``: the whole fleet). A missing value
-    is ``None``, as the device SDK sends it.
+    the live run. A missing value is ``None``, as the device SDK sends it.
     """
     if first_step <= 0:
         return
@@ -52,18 +48,8 @@ def history_readings(
         lo, hi = day * spd, min(first_step, (day + 1) * spd)
         if lo >= hi:
             return
-        times = [config.start_at + timedelta(seconds=k * config.interval_s) for k in range(lo, hi)]
+        times = [config.step_time(k) for k in range(lo, hi)]
         for block in blocks:
-            names = list(block.values)
-            t0 = block.first_step
-            arrays = [block.values[n][:, lo - t0 : hi - t0] for n in names]
             for i, device_id in enumerate(block.device_ids):
-                if devices is not None and device_id not in devices:
-                    continue
-                columns = zip(*(a[i].tolist() for a in arrays), strict=True)
-                steps = zip(times, columns, strict=True)
-                yield DeviceDay(device_id, [(at, _metrics(names, row)) for at, row in steps])
-
-
-def _metrics(names: list[str], values: tuple[float, ...]) -> Metrics:
-    return {n: None if math.isnan(v) else v for n, v in zip(names, values, strict=True)}
+                readings = block.device_readings(i, lo, hi)
+                yield DeviceDay(device_id, list(zip(times, readings, strict=True)))

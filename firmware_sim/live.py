@@ -18,7 +18,6 @@ SDK never produces).
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -312,23 +311,14 @@ class _Runner:
     # -- readings ---------------------------------------------------------------------
 
     def _record(self, block: DayBlock, s: int, e: int) -> None:
-        t0 = block.first_step
-        names = list(block.values)
-        arrays = [block.values[n][:, s - t0 : e - t0] for n in names]
-        base = self.config.start_at
-        interval = self.config.interval_s
-        times = [base + timedelta(seconds=k * interval) for k in range(s, e)]
+        times = [self.config.step_time(k) for k in range(s, e)]
         clients = self.devices.clients
         for i, device_id in enumerate(block.device_ids):
             if device_id not in clients:
                 continue
-            columns = [a[i].tolist() for a in arrays]
             skew = self.skew.get(device_id)
             readings: list[tuple[datetime, dict[str, float | None]]] = []
-            for j, values in enumerate(zip(*columns, strict=True)):
-                metrics = {
-                    n: (None if math.isnan(v) else v) for n, v in zip(names, values, strict=True)
-                }
+            for j, metrics in enumerate(block.device_readings(i, s, e)):
                 at = times[j] if skew is None else times[j] + timedelta(seconds=skew)
                 delay = self.held.pop((device_id, s + j), None)
                 if delay is not None:
