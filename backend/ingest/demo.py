@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 import psycopg
@@ -215,16 +215,13 @@ class SimulatedFleetStep:
     ) -> None:
         """Give the fleet the days before the span, written through ingest's writer."""
         days = self.plan.history_days
-        start = simulation.span_start
-        midnight = datetime(start.year, start.month, start.day, tzinfo=UTC)
-        since = midnight - timedelta(days=days)
-        expected = len(self.devices) * int((start - since).total_seconds()) // self.plan.interval_s
+        expected = len(self.devices) * simulation.history_steps
         say(demo.console, f"  loading {days} days of the fleet's history before the span")
         load = load_history(
             database_url,
             root,
             simulation.history(),
-            oldest=since,
+            oldest=simulation.history_start,
             settings=load_settings(IngestSettings),
             progress=lambda n: self._history_progress(demo.console, n, expected),
         )

@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,7 @@ class LiveSimulation:
         self._workdir = Path(tempfile.mkdtemp(prefix="fleetcare-demo-sim-"))
         self._processes: list[subprocess.Popen[bytes]] = []
 
+    @cached_property
     def _window(self) -> tuple[SimConfig, int]:
         """The shards' simulation config and the span's first step (as each shard computes)."""
         options = LiveOptions(
@@ -222,13 +224,23 @@ class LiveSimulation:
     @property
     def span_start(self) -> datetime:
         """The time stamp of the span's first reading (the history ends before it)."""
-        config, first = self._window()
+        config, first = self._window
         return config.step_time(first)
+
+    @property
+    def history_start(self) -> datetime:
+        """The time stamp of the history's first reading (where the physics starts)."""
+        return self._window[0].start_at
+
+    @property
+    def history_steps(self) -> int:
+        """Steps of every device's history: those before the span."""
+        return self._window[1]
 
     def history(self) -> Iterator[DeviceDay]:
         """The readings of the ``plan.history_days`` before the span (every device), which
         the shards simulate without publishing them."""
-        config, first = self._window()
+        config, first = self._window
         return history_readings(config, first)
 
     def destination(self, shard: int) -> tuple[str, str]:

@@ -54,32 +54,30 @@ class HistoryLoad:
 
 def _payloads(day: DeviceDay, seq0: int) -> list[bytes]:
     """The day's readings as telemetry batches, each within the wire's size limits."""
+    times_ms = [int(at.timestamp() * 1000) for at, _ in day.readings]
     entries = [
-        (seq0 + k, orjson.dumps({"t": int(at.timestamp() * 1000), "m": metrics}))
-        for k, (at, metrics) in enumerate(day.readings)
+        (seq0 + k, orjson.dumps({"t": t_ms, "m": metrics}))
+        for k, (t_ms, (_, metrics)) in enumerate(zip(times_ms, day.readings, strict=True))
     ]
     payloads: list[bytes] = []
-    part: list[tuple[int, bytes]] = []
-    size = 0
-    for entry in [*entries, None]:
-        full = entry is None or size + len(entry[1]) > _PAYLOAD_BUDGET
-        if part and (full or len(part) == wire.MAX_BATCH_ENTRIES):
-            last_ms = orjson.loads(part[-1][1])["t"]
+    start = size = 0
+    for k in range(len(entries) + 1):
+        full = k == len(entries) or size + len(entries[k][1]) > _PAYLOAD_BUDGET
+        if k > start and (full or k - start == wire.MAX_BATCH_ENTRIES):
             payloads.append(
                 wire.encode_batch(
                     device=day.device_id,
                     kind=wire.BatchKind.TELEMETRY,
                     boot=_BOOT,
-                    sent=last_ms,
+                    sent=times_ms[k - 1],
                     up=None,
                     dropped=0,
-                    entries=part,
+                    entries=entries[start:k],
                 )
             )
-            part, size = [], 0
-        if entry is not None:
-            part.append(entry)
-            size += len(entry[1]) + 16
+            start, size = k, 0
+        if k < len(entries):
+            size += len(entries[k][1]) + 16
     return payloads
 
 
