@@ -346,10 +346,12 @@ def report(
     ),
     cmapss_json: Annotated[Path | None, typer.Option(help="a `benchmark cmapss` result")] = None,
     ai4i_json: Annotated[Path | None, typer.Option(help="a `benchmark ai4i` result")] = None,
+    sim_json: Annotated[Path | None, typer.Option(help="a `benchmark sim` result")] = None,
 ) -> None:
-    """Markdown report with plots: predicted vs true RUL, PR curve, per-mode confusion."""
+    """Markdown report with plots: predicted vs true RUL, PR curve, lead times, per-mode
+    confusion."""
     from models.report import write_report
 
     with _reported():
-        path = write_report(out, cmapss_json, ai4i_json)
+        path = write_report(out, cmapss_json, ai4i_json, sim_json)
     _console().print(f"report written to {path}", markup=False)

@@ -11,7 +11,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from pydantic import ValidationError
 from sklearn.metrics import precision_recall_curve
+
+from models.errors import DataSetError
+
+
+def _read_result(path: Path, command: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON a ``benchmark`` command wrote, or a :class:`DataSetError` saying why not."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataSetError(str(path), f"cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataSetError(str(path), f"not JSON ({exc})") from None
+    missing = [k for k in keys if not isinstance(result, dict) or k not in result]
+    if missing:
+        raise DataSetError(str(path), f"not a `{command}` result (no {', '.join(missing)})")
+    return result  # type: ignore[no-any-return]
 
 
 def _rul_plot(result: dict[str, Any], out: Path) -> Path:
@@ -123,12 +140,18 @@ def _confusion_plot(result: dict[str, Any], out: Path) -> Path:
     return path
 
 
-def write_report(out: Path, cmapss_json: Path | None, ai4i_json: Path | None) -> Path:
+def write_report(
+    out: Path,
+    cmapss_json: Path | None,
+    ai4i_json: Path | None,
+    sim_json: Path | None = None,
+) -> Path:
     """Write ``report.md`` and its plots into ``out``; sections only for the results given."""
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# fleetcare models report", ""]
     if cmapss_json is not None:
-        result = json.loads(cmapss_json.read_text(encoding="utf-8"))
+        keys = ("subset", "summary", "seeds", "rmse", "score", "true", "predicted")
+        result = _read_result(cmapss_json, "benchmark cmapss", keys)
         s = result["summary"]
         plot = _rul_plot(result, out)
         lines += [
@@ -151,7 +174,9 @@ def write_report(out: Path, cmapss_json: Path | None, ai4i_json: Path | None) ->
             *_alert_lines(result, out),
         ]
     if ai4i_json is not None:
-        result = json.loads(ai4i_json.read_text(encoding="utf-8"))
+        result = _read_result(
+            ai4i_json, "benchmark ai4i", ("results", "label", "oof_probability", "mode_confusion")
+        )
         lines += ["## AI4I 2020", "", "| features | ROC AUC | PR AUC | F1 |", "|---|---|---|---|"]
         for key, value in result["results"].items():
             s = value["summary"]
@@ -173,6 +198,20 @@ def write_report(out: Path, cmapss_json: Path | None, ai4i_json: Path | None) ->
             f"![per-mode confusion]({_confusion_plot(result, out).name})",
             "",
         ]
+    if sim_json is not None:
+        from models.fleet.benchmark import SimBenchmarkResult
+        from models.fleet.report import sim_section
+
+        raw = _read_result(sim_json, "benchmark sim", ("config", "types"))
+        try:
+            sim = SimBenchmarkResult.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise DataSetError(
+                str(sim_json), f"not a `benchmark sim` result ({where}: {first['msg']})"
+            ) from None
+        lines += sim_section(sim, out)
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

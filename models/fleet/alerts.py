@@ -7,6 +7,11 @@ maintenance visit removed the mode's advanced wear first, or the history ends fi
 Precision counts correct among alerts that are not censored. Recall counts failures of
 the mode with at least one alert of that mode in the horizon before them; the lead time
 of such a failure is the time from the first of those alerts to the failure.
+
+The mode confusion asks which part a care ticket would have named (a prediction's
+``failure_mode`` is its most probable mode): for each failure, the most probable mode on
+the first day in the horizon before it on which any mode alerted (``no alert`` when none
+did).
 """
 
 from __future__ import annotations
@@ -36,6 +41,34 @@ class ModeAlertQuality(BaseModel):
     lead_days: list[float]
 
 
+NO_ALERT = "no alert"
+
+
+class ModeConfusion(BaseModel):
+    """``counts[i][j]``: failures of ``true_modes[i]`` first alerted as ``alerted_modes[j]``.
+
+    ``alerted_modes`` are the model's wear modes, then ``no alert``; ``true_modes`` are
+    every mode that failed in the judged days, random ones included.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    true_modes: list[str]
+    alerted_modes: list[str]
+    counts: list[list[int]]
+
+    def named_right(self) -> tuple[int, int]:
+        """``(failures whose first alert named their mode, failures alerted at all)``."""
+        right = alerted = 0
+        for i, mode in enumerate(self.true_modes):
+            for j, named in enumerate(self.alerted_modes):
+                if named == NO_ALERT:
+                    continue
+                alerted += self.counts[i][j]
+                right += self.counts[i][j] if named == mode else 0
+        return right, alerted
+
+
 @dataclass(frozen=True)
 class ScoredDays:
     """Probabilities per mode for device-days: ``probability[row, mode]``."""
@@ -43,6 +76,14 @@ class ScoredDays:
     device: NDArray[np.int64]
     day: NDArray[np.int64]
     probability: NDArray[np.float32]
+
+
+def _judged_failures(
+    scored: ScoredDays, outcomes: Outcomes, first_day: int
+) -> list[tuple[int, float, str]]:
+    """Failures of scored devices after the first day that could be scored."""
+    seen = set(np.unique(scored.device).tolist())
+    return [f for f in outcomes.failures if f[0] in seen and f[1] >= first_day + 1]
 
 
 def alert_quality(
@@ -54,8 +95,7 @@ def alert_quality(
 ) -> list[ModeAlertQuality]:
     """Quality of each wear mode's alerts, then one row per random mode (never alerted)."""
     out = []
-    seen = set(np.unique(scored.device).tolist())
-    judged_failures = [f for f in outcomes.failures if f[0] in seen and f[1] >= first_day + 1]
+    judged_failures = _judged_failures(scored, outcomes, first_day)
     for k, mode in enumerate(outcomes.modes):
         threshold = thresholds.get(mode)
         alert = (
@@ -103,3 +143,36 @@ def alert_quality(
             )
         )  # fmt: skip
     return out
+
+
+def mode_confusion(
+    scored: ScoredDays,
+    outcomes: Outcomes,
+    thresholds: dict[str, float],
+    horizon_days: float,
+    first_day: int,
+) -> ModeConfusion:
+    """Which mode the first alert before each judged failure named (see the module doc)."""
+    alerting = np.zeros(scored.device.size, dtype=bool)
+    for k, mode in enumerate(outcomes.modes):
+        if mode in thresholds:
+            alerting |= scored.probability[:, k] >= thresholds[mode]
+    named = (
+        np.asarray(outcomes.modes)[np.argmax(scored.probability, axis=1)]
+        if outcomes.modes
+        else np.full(scored.device.size, NO_ALERT)
+    )
+    first_named: dict[int, list[tuple[float, str]]] = {}
+    for d, t, mode in zip(
+        scored.device[alerting], scored.day[alerting], named[alerting], strict=True
+    ):
+        first_named.setdefault(int(d), []).append((float(t + 1), str(mode)))
+    failures = _judged_failures(scored, outcomes, first_day)
+    true_modes = list(outcomes.modes) + sorted({f[2] for f in failures} - set(outcomes.modes))
+    alerted_modes = [*outcomes.modes, NO_ALERT]
+    counts = np.zeros((len(true_modes), len(alerted_modes)), dtype=np.int64)
+    for device, at, mode in failures:
+        ends = [e for e in first_named.get(device, []) if at - horizon_days <= e[0] < at]
+        column = min(ends)[1] if ends else NO_ALERT
+        counts[true_modes.index(mode), alerted_modes.index(column)] += 1
+    return ModeConfusion(true_modes=true_modes, alerted_modes=alerted_modes, counts=counts.tolist())

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from models.fleet.alerts import ModeAlertQuality, ScoredDays, alert_quality
+from models.fleet.alerts import (
+    ModeAlertQuality,
+    ModeConfusion,
+    ScoredDays,
+    alert_quality,
+    mode_confusion,
+)
 from models.fleet.dataset import build_samples
 from models.fleet.export import export_and_register, history_sha256
 from models.fleet.scorer import FleetScorer
@@ -65,6 +71,7 @@ class TypeResult(BaseModel):
     thresholds: dict[str, float]
     test_device_days: int
     modes: list[ModeAlertQuality]
+    confusion: ModeConfusion | None = None  # None in results written before it existed
 
 
 class SimBenchmarkResult(BaseModel):
@@ -136,13 +143,9 @@ def run_sim_benchmark(
         scorer = FleetScorer(entry.directory)
         out = scorer.run(test.features)
         scored = ScoredDays(test.device, test.day, out["mode_probabilities"])
-        quality = alert_quality(
-            scored,
-            test_outcomes,
-            scorer.thresholds,
-            config.model.horizon_days,
-            config.model.first_day,
-        )
+        horizon, first_day = config.model.horizon_days, config.model.first_day
+        quality = alert_quality(scored, test_outcomes, scorer.thresholds, horizon, first_day)
+        confusion = mode_confusion(scored, test_outcomes, scorer.thresholds, horizon, first_day)
         if promote:
             registry.promote(entry.name, entry.version)
         for q in quality:
@@ -162,6 +165,7 @@ def run_sim_benchmark(
                 thresholds=model.thresholds,
                 test_device_days=int(test.device.size),
                 modes=quality,
+                confusion=confusion,
             )
         )
     from dataclasses import asdict

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.errors import ManifestError
-from models.fleet.alerts import ScoredDays, alert_quality
+from models.fleet.alerts import NO_ALERT, ScoredDays, alert_quality, mode_confusion
 from models.fleet.dataset import build_samples
 from models.fleet.export import export_and_register, history_sha256, parity_error
 from models.fleet.features import feature_names, window_features
@@ -164,6 +164,37 @@ def test_alert_quality_counts_correct_censored_and_lead_time() -> None:
     assert (wear.failures, wear.detected, wear.recall) == (1, 1, 1.0)
     assert wear.median_lead_days == pytest.approx(14.0)
     assert quality["random_thing"].recall == 0.0
+
+
+def test_mode_confusion_names_the_most_probable_mode_on_the_first_alerting_day() -> None:
+    """Device 0's clog is first alerted on a day the bearing is the most probable mode;
+    device 1's bearing is named right; device 2's random fault and device 3's clog have
+    no alert in the horizon before them (device 3's came too early)."""
+    days, modes = 40, ("bearing", "clog")
+    outcomes = Outcomes(
+        modes=modes,
+        to_failure=np.full((4, days, 2), np.inf),
+        to_repair=np.full((4, days, 2), np.inf),
+        down=np.zeros((4, days), dtype=bool),
+        remaining=np.broadcast_to(days - np.arange(1, days + 1.0), (4, days)).copy(),
+        failures=((0, 30.0, "clog"), (1, 25.0, "bearing"), (2, 20.0, "drive_fault"),
+                  (3, 35.0, "clog")),
+    )  # fmt: skip
+    probability = np.zeros((4 * days, 2), dtype=np.float32)
+    probability[20] = (0.6, 0.55)  # device 0, day 20: the clog alerts, the bearing is top
+    probability[21:29] = (0.1, 0.9)  # then the clog is top
+    probability[days + 15 : days + 24] = (0.8, 0.2)  # device 1
+    probability[2 * days + 12] = (0.1, 0.3)  # device 2: below both thresholds
+    probability[3 * days + 5 : 3 * days + 10] = (0.1, 0.9)  # device 3: 25 days early
+    device = np.repeat(np.arange(4), days)
+    day = np.tile(np.arange(days), 4)
+    confusion = mode_confusion(
+        ScoredDays(device, day, probability), outcomes, {"bearing": 0.7, "clog": 0.5}, 14.0, 0
+    )
+    assert confusion.true_modes == ["bearing", "clog", "drive_fault"]
+    assert confusion.alerted_modes == ["bearing", "clog", NO_ALERT]
+    assert confusion.counts == [[1, 0, 0], [1, 0, 1], [0, 0, 1]]
+    assert confusion.named_right() == (1, 2)
 
 
 def test_a_rare_mode_is_learnt_not_inverted() -> None:
