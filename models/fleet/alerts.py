@@ -58,9 +58,12 @@ class ModeConfusion(BaseModel):
     counts: list[list[int]]
 
     def named_right(self) -> tuple[int, int]:
-        """``(failures whose first alert named their mode, failures alerted at all)``."""
+        """``(wear failures whose first alert named their mode, wear failures alerted)``;
+        random failures, which no mode of the model stands for, are left out."""
         right = alerted = 0
         for i, mode in enumerate(self.true_modes):
+            if mode not in self.alerted_modes:
+                continue
             for j, named in enumerate(self.alerted_modes):
                 if named == NO_ALERT:
                     continue

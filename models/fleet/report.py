@@ -104,8 +104,8 @@ def sim_section(result: SimBenchmarkResult, out: Path) -> list[str]:
             continue
         right, alerted = kind.confusion.named_right()
         lines += [
-            f"{kind.machine_type}: the first alert before a failure named the mode that "
-            f"failed for {right} of the {alerted} failures alerted in time.",
+            f"{kind.machine_type}: the first alert before a wear failure named the mode "
+            f"that failed for {right} of the {alerted} wear failures alerted in time.",
             "",
             f"![{kind.machine_type} mode confusion]"
             f"({_confusion_plot(kind.machine_type, kind.confusion, out).name})",

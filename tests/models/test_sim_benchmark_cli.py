@@ -52,7 +52,7 @@ def test_benchmark_sim_then_report(tmp_path: Path) -> None:
     assert "| centrifugal_pump | strainer_clog | wear |" in text
     assert "![lead time](sim_lead_time.png)" in text
     right, alerted = saved.types[0].confusion.named_right()  # type: ignore[union-attr]
-    assert f"named the mode that failed for {right} of the {alerted} failures" in text
+    assert f"named the mode that failed for {right} of the {alerted} wear failures" in text
 
 
 def _said(output: str) -> str:
