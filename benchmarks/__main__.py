@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "ingest": ["benchmarks.ingest.bench_ingest"],
     "ingest-decode": ["benchmarks.ingest.bench_decode"],
     "models-onnx": ["benchmarks.models.onnx_vs_torch"],
+    "models-sim": ["benchmarks.models.sim_fleet"],
     "gateway": ["benchmarks.gateway.bench_gateway"],
     "care": ["benchmarks.care.bench_care"],
     "customers": ["benchmarks.customers.bench_customers"],
