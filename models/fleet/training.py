@@ -199,14 +199,24 @@ def _train(daily: DailyMeans, outcomes: Outcomes, config: FleetConfig) -> Traine
     )
     failures = {m: sum(1 for f in outcomes.failures if f[2] == m) for m in outcomes.modes}
     trainable = {m for m, n in failures.items() if n >= MIN_FAILURES}
+    kind = daily.machine_type
+    log.info(
+        "%s: %d device-days, modes with enough failures to learn: %s; %d out-of-fold "
+        "rounds for the thresholds, then the final models",
+        kind, samples.device.size, ", ".join(sorted(trainable)) or "none", config.folds,
+    )  # fmt: skip
     probability = np.zeros((samples.device.size, len(outcomes.modes)), dtype=np.float32)
     for fold in range(config.folds):
         held = samples.device % config.folds == fold
         first = _fit_classifiers(samples, ~held, outcomes.modes, trainable, config)
         probability[held] = _probabilities(first, samples.features[held])
+        log.info(
+            "%s: out-of-fold round %d/%d done (%.0f s)",
+            kind, fold + 1, config.folds, time.perf_counter() - started,
+        )  # fmt: skip
     scored = ScoredDays(samples.device, samples.day, probability)
     thresholds, holdout = choose_thresholds(scored, outcomes, config, trainable)
-    log.info("%s: thresholds %s", daily.machine_type, thresholds)
+    log.info("%s: thresholds %s", kind, thresholds)
     everything = np.ones(samples.device.size, dtype=bool)
     classifiers = _fit_classifiers(samples, everything, outcomes.modes, trainable, config)
     thresholds = {
@@ -220,6 +230,7 @@ def _train(daily: DailyMeans, outcomes: Outcomes, config: FleetConfig) -> Traine
         early_stopping=False,
         random_state=config.seed,
     ).fit(samples.features[known], samples.rul_days[known] * 24.0)
+    log.info("%s: final models fitted (%.0f s)", kind, time.perf_counter() - started)
     reference = np.nanmedian(samples.features, axis=0)
     return TrainedFleetModel(
         machine_type=daily.machine_type,
