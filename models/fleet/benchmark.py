@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from models.fleet.alerts import (
     ModeAlertQuality,
@@ -62,7 +62,8 @@ class SimBenchmarkConfig:
 
 
 class TypeResult(BaseModel):
-    machine_type: str
+    # names the report's plot files: letters, digits, '_' and '-' only
+    machine_type: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     model: str
     version: str
     train_seconds: float

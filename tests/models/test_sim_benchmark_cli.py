@@ -76,3 +76,14 @@ def test_report_refuses_a_result_of_another_command(tmp_path: Path) -> None:
     assert bad.exit_code == 1
     assert "not a `benchmark sim` result (types.0." in _said(bad.output)
     assert "Traceback" not in bad.output + missing.output + result.output
+    saved = SimBenchmarkResult(config={}, generate_seconds=1.0, types=[]).model_dump()
+    saved["types"] = [{"machine_type": "../../escape", "model": "m", "version": "v1",
+                       "train_seconds": 1, "training_rows": 1, "failures_in_training": {},
+                       "thresholds": {}, "test_device_days": 1, "modes": []}]  # fmt: skip
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(json.dumps(saved))
+    refused = runner.invoke(
+        app, ["report", "--out", str(tmp_path / "r"), "--sim-json", str(hostile)]
+    )
+    assert refused.exit_code == 1
+    assert "types.0.machine_type: String should match pattern" in _said(refused.output)
