@@ -253,7 +253,8 @@ def benchmark_cmapss(
     """Sequence model on a C-MAPSS subset: RMSE and PHM08 score per seed, mean and spread."""
     from dataclasses import replace
 
-    from models.rul.cmapss_benchmark import PUBLISHED_FD001, default_config, run_benchmark
+    from models.rul.cmapss_benchmark import default_config, run_benchmark
+    from models.rul.evaluation import PUBLISHED_FD001
 
     with _reported():
         config = default_config(subset)

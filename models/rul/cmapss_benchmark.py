@@ -19,13 +19,6 @@ from models.rul.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
-#: Published FD001 figures (RMSE, PHM08 score) quoted for comparison.
-PUBLISHED_FD001 = {
-    "CNN (Babu et al. 2016)": (18.45, 1287.0),
-    "Deep LSTM (Zheng et al. 2017)": (16.14, 338.0),
-    "TCNN-Transformer (2021)": (11.40, 254.0),
-}
-
 
 @dataclass(frozen=True)
 class BenchmarkResult:
