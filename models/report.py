@@ -6,16 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
 from pydantic import ValidationError
-from sklearn.metrics import precision_recall_curve
 
 from models.errors import DataSetError
 from models.rul.report import cmapss_section
+from models.tabular.report import ai4i_section
 
 
 def _read_result(path: Path, command: str, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -30,35 +25,6 @@ def _read_result(path: Path, command: str, keys: tuple[str, ...]) -> dict[str, A
     if missing:
         raise DataSetError(str(path), f"not a `{command}` result (no {', '.join(missing)})")
     return result  # type: ignore[no-any-return]
-
-
-def _pr_plot(result: dict[str, Any], out: Path) -> Path:
-    precision, recall, _ = precision_recall_curve(result["label"], result["oof_probability"])
-    figure, axis = plt.subplots(figsize=(5.5, 4.5))
-    axis.plot(recall, precision)
-    axis.set(xlabel="recall", ylabel="precision", title="AI4I machine failure (out of fold)")
-    figure.tight_layout()
-    path = out / "ai4i_precision_recall.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
-def _confusion_plot(result: dict[str, Any], out: Path) -> Path:
-    labels = result["mode_confusion"]["labels"]
-    matrix = np.asarray(result["mode_confusion"]["matrix"])
-    figure, axis = plt.subplots(figsize=(6, 5))
-    axis.imshow(np.log1p(matrix), cmap="Blues")
-    for (i, j), value in np.ndenumerate(matrix):
-        axis.text(j, i, str(value), ha="center", va="center", fontsize=8)
-    axis.set_xticks(range(len(labels)), labels)
-    axis.set_yticks(range(len(labels)), labels)
-    axis.set(xlabel="predicted mode", ylabel="true mode", title="AI4I failure mode (out of fold)")
-    figure.tight_layout()
-    path = out / "ai4i_mode_confusion.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
 
 
 def write_report(
@@ -77,27 +43,7 @@ def write_report(
         result = _read_result(
             ai4i_json, "benchmark ai4i", ("results", "label", "oof_probability", "mode_confusion")
         )
-        lines += ["## AI4I 2020", "", "| features | ROC AUC | PR AUC | F1 |", "|---|---|---|---|"]
-        for key, value in result["results"].items():
-            s = value["summary"]
-            lines.append(
-                f"| {key} | {s['roc_auc_mean']:.4f} ± {s['roc_auc_std']:.4f} | "
-                f"{s['pr_auc_mean']:.4f} ± {s['pr_auc_std']:.4f} | "
-                f"{s['f1_mean']:.4f} ± {s['f1_std']:.4f} |"
-            )
-        recall = result["results"]["physical"]["recall_per_mode"]
-        lines += [
-            "",
-            "Failures alerted per mode (physical features): "
-            + ", ".join(f"{m} {a}/{n}" for m, (a, n) in recall.items()),
-            "",
-        ]
-        lines += [
-            f"![precision-recall]({_pr_plot(result, out).name})",
-            "",
-            f"![per-mode confusion]({_confusion_plot(result, out).name})",
-            "",
-        ]
+        lines += ai4i_section(result, out)
     if sim_json is not None:
         from models.fleet.benchmark import SimBenchmarkResult
         from models.fleet.report import sim_section

@@ -1,4 +1,4 @@
-"""The C-MAPSS section of the models report, on a result written by hand."""
+"""The C-MAPSS and AI4I sections of the models report, on results written by hand."""
 
 from __future__ import annotations
 
@@ -55,3 +55,27 @@ def test_report_shows_seeds_error_bands_and_the_published_figures(tmp_path: Path
     assert "| TCNN-Transformer (2021) | 11.40 | 254 |" in text
     assert "| **this run** | **12.50** | **220** |" in text
     assert (out / "rul_predicted_vs_true.png").stat().st_size > 1000
+
+
+def test_report_with_an_ai4i_result(tmp_path: Path) -> None:
+    summary = {"roc_auc_mean": 0.98, "roc_auc_std": 0.005, "pr_auc_mean": 0.88,
+               "pr_auc_std": 0.05, "f1_mean": 0.87, "f1_std": 0.03}  # fmt: skip
+    result = {
+        "results": {
+            "raw": {"summary": {**summary, "f1_mean": 0.76}, "recall_per_mode": {}},
+            "physical": {"summary": summary, "recall_per_mode": {"HDF": [9, 10], "TWF": [1, 4]}},
+        },
+        "oof_probability": [0.1, 0.9, 0.2, 0.7, 0.4],
+        "label": [0, 1, 0, 1, 1],
+        "mode_confusion": {"labels": ["none", "HDF"], "matrix": [[5, 1], [0, 9]]},
+    }
+    path = tmp_path / "ai4i.json"
+    path.write_text(json.dumps(result))
+    out = tmp_path / "report"
+    done = runner.invoke(app, ["report", "--out", str(out), "--ai4i-json", str(path)])
+    assert done.exit_code == 0, done.output
+    text = (out / "report.md").read_text()
+    assert "| raw | 0.9800 ± 0.0050 | 0.8800 ± 0.0500 | 0.7600 ± 0.0300 |" in text
+    assert "Failures alerted per mode (physical features): HDF 9/10, TWF 1/4" in text
+    for plot in ("ai4i_precision_recall.png", "ai4i_mode_confusion.png"):
+        assert (out / plot).stat().st_size > 1000

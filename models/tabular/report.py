@@ -1,0 +1,69 @@
+"""The AI4I 2020 section of ``fleetcare models report``: cross-validated figures per feature
+set, failures alerted per mode, the precision-recall curve and the per-mode confusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import precision_recall_curve
+
+
+def _pr_plot(result: dict[str, Any], out: Path) -> Path:
+    precision, recall, _ = precision_recall_curve(result["label"], result["oof_probability"])
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    axis.plot(recall, precision)
+    axis.set(xlabel="recall", ylabel="precision", title="AI4I machine failure (out of fold)")
+    figure.tight_layout()
+    path = out / "ai4i_precision_recall.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _confusion_plot(result: dict[str, Any], out: Path) -> Path:
+    labels = result["mode_confusion"]["labels"]
+    matrix = np.asarray(result["mode_confusion"]["matrix"])
+    figure, axis = plt.subplots(figsize=(6, 5))
+    axis.imshow(np.log1p(matrix), cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        axis.text(j, i, str(value), ha="center", va="center", fontsize=8)
+    axis.set_xticks(range(len(labels)), labels)
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set(xlabel="predicted mode", ylabel="true mode", title="AI4I failure mode (out of fold)")
+    figure.tight_layout()
+    path = out / "ai4i_mode_confusion.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def ai4i_section(result: dict[str, Any], out: Path) -> list[str]:
+    """Markdown lines (and the PNGs they show, written into ``out``)."""
+    lines = ["## AI4I 2020", "", "| features | ROC AUC | PR AUC | F1 |", "|---|---|---|---|"]
+    for key, value in result["results"].items():
+        s = value["summary"]
+        lines.append(
+            f"| {key} | {s['roc_auc_mean']:.4f} ± {s['roc_auc_std']:.4f} | "
+            f"{s['pr_auc_mean']:.4f} ± {s['pr_auc_std']:.4f} | "
+            f"{s['f1_mean']:.4f} ± {s['f1_std']:.4f} |"
+        )
+    recall = result["results"]["physical"]["recall_per_mode"]
+    lines += [
+        "",
+        "Failures alerted per mode (physical features): "
+        + ", ".join(f"{m} {a}/{n}" for m, (a, n) in recall.items()),
+        "",
+    ]
+    lines += [
+        f"![precision-recall]({_pr_plot(result, out).name})",
+        "",
+        f"![per-mode confusion]({_confusion_plot(result, out).name})",
+        "",
+    ]
+    return lines
