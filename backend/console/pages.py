@@ -186,6 +186,9 @@ def ticket_page(request: Request, conn: DbConnection, ticket_id: int) -> Respons
         t=row,
         p=prediction,
         reasons=[describe_contribution(item) for item in contributions or []][:5],
+        other_modes=queries.other_likely_modes(
+            prediction["mode_probabilities"] if prediction else None, row["failure_mode"]
+        ),
         series=series,
         chart=chart,
         events=queries.ticket_events(conn, ticket_id),

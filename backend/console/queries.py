@@ -8,6 +8,7 @@ not exist.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -156,6 +157,28 @@ def _chart_metric(
         if name in by_name:
             return by_name[name]
     return (int(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
+
+
+def other_likely_modes(
+    mode_probabilities: Any, ticket_mode: str, shown: int = 3, floor: float = 0.05
+) -> list[tuple[str, float]]:
+    """The prediction's other failure modes at ``floor`` or more, most probable first.
+
+    A ticket names the most probable mode; when the first alert names the wrong one, the
+    mode that fails is most often the runner-up, so the technician sees those too.
+    """
+    if not isinstance(mode_probabilities, dict):
+        return []
+    modes = [
+        (str(mode), float(p))
+        for mode, p in mode_probabilities.items()
+        if mode != ticket_mode
+        and isinstance(p, int | float)
+        and not isinstance(p, bool)
+        and math.isfinite(p)
+        and p >= floor
+    ]
+    return sorted(modes, key=lambda item: -item[1])[:shown]
 
 
 def contributing_signals(contributions: Any) -> list[str]:

@@ -95,14 +95,16 @@ def _seed(conn: psycopg.Connection[Any]) -> ConsoleWorld:
         prediction_id = _one(
             conn,
             "INSERT INTO predictions (predicted_at, device_id, window_start, window_end, "
-            "horizon_hours, failure_risk, rul_hours, failure_mode, contributions) "
-            "VALUES (%s, %s, %s, %s, 336, 0.91, 150, 'bearing_wear', %s) RETURNING id",
+            "horizon_hours, failure_risk, rul_hours, failure_mode, contributions, "
+            "mode_probabilities) "
+            "VALUES (%s, %s, %s, %s, 336, 0.91, 150, 'bearing_wear', %s, %s) RETURNING id",
             (
                 now,
                 device_id,
                 now - timedelta(days=7),
                 now,
                 Jsonb([{"signal": "vibration_rms_mm_s", "contribution": 0.42}]),
+                Jsonb({"bearing_wear": 0.88, "seal_leak": 0.21, "strainer_clog": 0.02}),
             ),
         )
         for hours_ago, risk in ((72, 0.2), (48, 0.45), (24, 0.7)):

@@ -52,6 +52,8 @@ def test_a_field_user_sees_only_the_tickets_of_their_region(
     assert page.status_code == 200
     assert "Replace the drive-end bearing" in page.text
     assert "<svg" in page.text and "vibration_rms_mm_s" in page.text
+    # the runner-up mode, not the ticket's own nor one under 5 %
+    assert '<p id="other-modes">Also possible: seal leak 21 %.</p>' in page.text
     hidden = client.get(f"/console/tickets/{console_world.tickets['south']}")
     assert hidden.status_code == 404
     assert client.get("/console/accounts").status_code == 403
