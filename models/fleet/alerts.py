@@ -56,6 +56,9 @@ class ModeConfusion(BaseModel):
     true_modes: list[str]
     alerted_modes: list[str]
     counts: list[list[int]]
+    runner_up: int = 0
+    """Wear failures whose first alert named another mode while their own was the second
+    most probable that day."""
 
     def named_right(self) -> tuple[int, int]:
         """``(wear failures whose first alert named their mode, wear failures alerted)``;
@@ -160,22 +163,28 @@ def mode_confusion(
     for k, mode in enumerate(outcomes.modes):
         if mode in thresholds:
             alerting |= scored.probability[:, k] >= thresholds[mode]
-    named = (
-        np.asarray(outcomes.modes)[np.argmax(scored.probability, axis=1)]
-        if outcomes.modes
-        else np.full(scored.device.size, NO_ALERT)
-    )
-    first_named: dict[int, list[tuple[float, str]]] = {}
-    for d, t, mode in zip(
-        scored.device[alerting], scored.day[alerting], named[alerting], strict=True
-    ):
-        first_named.setdefault(int(d), []).append((float(t + 1), str(mode)))
+    order = np.argsort(-scored.probability, axis=1, kind="stable")
+    first_alert: dict[int, list[tuple[float, int]]] = {}
+    for row in np.flatnonzero(alerting):
+        first_alert.setdefault(int(scored.device[row]), []).append(
+            (float(scored.day[row] + 1), int(row))
+        )
     failures = _judged_failures(scored, outcomes, first_day)
     true_modes = list(outcomes.modes) + sorted({f[2] for f in failures} - set(outcomes.modes))
     alerted_modes = [*outcomes.modes, NO_ALERT]
     counts = np.zeros((len(true_modes), len(alerted_modes)), dtype=np.int64)
+    runner_up = 0
     for device, at, mode in failures:
-        ends = [e for e in first_named.get(device, []) if at - horizon_days <= e[0] < at]
-        column = min(ends)[1] if ends else NO_ALERT
-        counts[true_modes.index(mode), alerted_modes.index(column)] += 1
-    return ModeConfusion(true_modes=true_modes, alerted_modes=alerted_modes, counts=counts.tolist())
+        ends = [e for e in first_alert.get(device, []) if at - horizon_days <= e[0] < at]
+        if not ends:
+            counts[true_modes.index(mode), -1] += 1
+            continue
+        ranked = [outcomes.modes[k] for k in order[min(ends)[1]]]
+        counts[true_modes.index(mode), alerted_modes.index(ranked[0])] += 1
+        runner_up += int(ranked[0] != mode and ranked[1:2] == [mode])
+    return ModeConfusion(
+        true_modes=true_modes,
+        alerted_modes=alerted_modes,
+        counts=counts.tolist(),
+        runner_up=runner_up,
+    )

@@ -196,6 +196,7 @@ def test_mode_confusion_names_the_most_probable_mode_on_the_first_alerting_day()
     assert confusion.alerted_modes == ["bearing", "clog", NO_ALERT]
     assert confusion.counts == [[1, 0, 0], [1, 0, 1], [1, 0, 0]]
     assert confusion.named_right() == (1, 2)
+    assert confusion.runner_up == 1  # device 0's clog was second on its first alert
 
 
 def test_a_rare_mode_is_learnt_not_inverted() -> None:

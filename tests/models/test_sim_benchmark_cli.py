@@ -38,6 +38,8 @@ def test_benchmark_sim_then_report(tmp_path: Path) -> None:
             # a failure its own mode alerted for cannot be in the "no alert" column
             assert row[-1] <= by_mode[mode].failures - by_mode[mode].detected
         assert sum(q.detected for q in kind.modes) > 0
+        right, alerted = kind.confusion.named_right()
+        assert 0 <= kind.confusion.runner_up <= alerted - right
     report = runner.invoke(app, ["report", "--out", str(tmp_path / "rep"), "--sim-json", str(out)])
     assert report.exit_code == 0, report.output
     folder = tmp_path / "rep"
