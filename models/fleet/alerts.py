@@ -56,9 +56,9 @@ class ModeConfusion(BaseModel):
     true_modes: list[str]
     alerted_modes: list[str]
     counts: list[list[int]]
-    runner_up: int = 0
+    runner_up: int | None = None
     """Wear failures whose first alert named another mode while their own was the second
-    most probable that day."""
+    most probable that day (``None`` in results written before it was counted)."""
 
     def named_right(self) -> tuple[int, int]:
         """``(wear failures whose first alert named their mode, wear failures alerted)``;

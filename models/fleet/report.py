@@ -105,9 +105,13 @@ def sim_section(result: SimBenchmarkResult, out: Path) -> list[str]:
         right, alerted = kind.confusion.named_right()
         lines += [
             f"{kind.machine_type}: the first alert before a wear failure named the mode "
-            f"that failed for {right} of the {alerted} wear failures alerted in time; for "
-            f"{kind.confusion.runner_up} of the other {alerted - right}, the mode that "
-            "failed was the second most probable.",
+            f"that failed for {right} of the {alerted} wear failures alerted in time"
+            + (
+                f"; for {kind.confusion.runner_up} of the other {alerted - right}, the mode "
+                "that failed was the second most probable."
+                if kind.confusion.runner_up is not None
+                else "."
+            ),
             "",
             f"![{kind.machine_type} mode confusion]"
             f"({_confusion_plot(kind.machine_type, kind.confusion, out).name})",

@@ -39,6 +39,7 @@ def test_benchmark_sim_then_report(tmp_path: Path) -> None:
             assert row[-1] <= by_mode[mode].failures - by_mode[mode].detected
         assert sum(q.detected for q in kind.modes) > 0
         right, alerted = kind.confusion.named_right()
+        assert kind.confusion.runner_up is not None
         assert 0 <= kind.confusion.runner_up <= alerted - right
     report = runner.invoke(app, ["report", "--out", str(tmp_path / "rep"), "--sim-json", str(out)])
     assert report.exit_code == 0, report.output
