@@ -84,6 +84,8 @@ def _confusion_plot(machine_type: str, confusion: ModeConfusion, out: Path) -> P
 
 def sim_section(result: SimBenchmarkResult, out: Path) -> list[str]:
     """Markdown lines (and the PNGs they show, written into ``out``)."""
+    if not result.types:
+        return ["## Simulated fleet", "", "The result holds no machine type.", ""]
     p = pooled(result)
     lines = [
         "## Simulated fleet",

@@ -80,6 +80,11 @@ def test_report_refuses_a_result_of_another_command(tmp_path: Path) -> None:
     assert "not a `benchmark sim` result (types.0." in _said(bad.output)
     assert "Traceback" not in bad.output + missing.output + result.output
     saved = SimBenchmarkResult(config={}, generate_seconds=1.0, types=[]).model_dump()
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(saved))
+    nothing = runner.invoke(app, ["report", "--out", str(tmp_path / "e"), "--sim-json", str(empty)])
+    assert nothing.exit_code == 0, nothing.output
+    assert "The result holds no machine type." in (tmp_path / "e" / "report.md").read_text()
     saved["types"] = [{"machine_type": "../../escape", "model": "m", "version": "v1",
                        "train_seconds": 1, "training_rows": 1, "failures_in_training": {},
                        "thresholds": {}, "test_device_days": 1, "modes": []}]  # fmt: skip
