@@ -63,7 +63,7 @@ def _said(output: str) -> str:
     return " ".join(output.split())
 
 
-def test_report_refuses_a_result_of_another_command(tmp_path: Path) -> None:
+def test_report_refuses_what_is_not_a_result_and_survives_an_empty_one(tmp_path: Path) -> None:
     wrong = tmp_path / "ai4i.json"
     wrong.write_text(json.dumps({"results": {}}))
     result = runner.invoke(app, ["report", "--out", str(tmp_path / "r"), "--sim-json", str(wrong)])
