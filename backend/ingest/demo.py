@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 _SIM_OVERHEAD_S = 8.0
 #: Simulated span when the demo runs until Ctrl-C (it stops the simulator then).
 _OPEN_ENDED_SPAN_S = 20 * 86_400.0
+#: How much older than the span's start a reading may be and still be ingested live.
+_PAST_MARGIN_S = 86_400.0
 
 
 class _Services(Protocol):
@@ -149,13 +151,23 @@ class SimulatedFleetStep:
         fleet = register_sim_fleet(services.database_url, self.plan)
         self.devices = fleet.devices
         settings = load_settings(IngestSettings)
+        wall_s = self.wall_s = demo.duration_s
+        if wall_s is None:
+            span_s = _OPEN_ENDED_SPAN_S
+        else:
+            span_s = max(1.0, wall_s - _SIM_OVERHEAD_S) * self.plan.speed
         # A session of its own: the fleet is replayed from scratch, so messages an earlier
         # run left queued in a persistent broker must not be delivered to this one.
         run_id = f"{settings.client_id_prefix[:30]}-demo-{os.getpid()}-{int(time.time()) % 10**6}"
         worker = IngestWorker(
             WorkerTarget(services.database_url, services.broker_url, root),
             settings.model_copy(
-                update={"client_id_prefix": run_id, "metrics_port": _demo_metrics_port(settings)}
+                update={
+                    "client_id_prefix": run_id,
+                    "metrics_port": _demo_metrics_port(settings),
+                    # the span starts span_s before now: every reading of it is accepted
+                    "max_past_s": max(settings.max_past_s, span_s + _PAST_MARGIN_S),
+                }
             ),
             subscription="plain",
         )
@@ -164,11 +176,6 @@ class SimulatedFleetStep:
         resources = demo.resources
         resources.callback(worker.stop)
         assert worker.receiver is not None
-        wall_s = self.wall_s = demo.duration_s
-        if wall_s is None:
-            span_s = _OPEN_ENDED_SPAN_S
-        else:
-            span_s = max(1.0, wall_s - _SIM_OVERHEAD_S) * self.plan.speed
         local = self._start_site(demo, services.broker_url, root)
         simulation = LiveSimulation(self.plan, services.broker_url, root, span_s, site=local)
         self.span_s = simulation.span_s

@@ -120,7 +120,7 @@ def default_steps(
     models = ModelStep(training)
     baseline = BaselineStep()
     fleet = SimulatedFleetStep(fleet_plan, every_s=None, site=GatewaySite())
-    scoring = ScoringStep(models)
+    scoring = ScoringStep(models, span_s=lambda: fleet.span_s)
     care = CareStep(time_scale=fleet.plan.speed)
     receiver = WebhookReceiverStep()
     api = ApiStep(lambda: fleet.devices)

@@ -1,17 +1,20 @@
 """The demo's scoring: rollups refreshed, then every device with new telemetry scored by
 the champion fleet models, every few seconds (about one simulated day at the demo's speed).
 
-The loop runs in a child process (``python -m fleetcare.demo.scoring_step URL REGISTRY S``);
+The loop runs in a child process
+(``python -m fleetcare.demo.scoring_step URL REGISTRY SECONDS LOOKBACK_DAYS``);
 when the demo ends, the step stops it and makes one last pass itself over what ingest wrote.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
 import threading
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,17 +27,21 @@ if TYPE_CHECKING:
     from backend.scoring.worker import ScoringWorker
     from fleetcare.cli.demo import DemoRun
 
-#: Rollups refreshed back this far (longer than any simulated span of the demo).
-REFRESH_LOOKBACK = timedelta(days=45)
+#: Rollups refreshed and devices scored back at least this far.
+MIN_LOOKBACK_DAYS = 45
 
 
-def scoring_worker(database_url: str, registry_dir: Path) -> ScoringWorker:
+def lookback_days(span_s: float) -> int:
+    """Days back from now that the scoring passes cover: the whole simulated span (which
+    ends now) and a day more, at least :data:`MIN_LOOKBACK_DAYS`."""
+    return max(MIN_LOOKBACK_DAYS, math.ceil(span_s / 86_400) + 1)
+
+
+def scoring_worker(database_url: str, registry_dir: Path, days: int) -> ScoringWorker:
     from backend.scoring.worker import ScoringWorker
     from models.registry import FileRegistry
 
-    return ScoringWorker(
-        database_url, FileRegistry(registry_dir), lookback_days=REFRESH_LOOKBACK.days
-    )
+    return ScoringWorker(database_url, FileRegistry(registry_dir), lookback_days=days)
 
 
 def one_pass(worker: ScoringWorker) -> int:
@@ -43,7 +50,7 @@ def one_pass(worker: ScoringWorker) -> int:
 
     now = datetime.now(UTC)
     with psycopg.connect(worker.database_url, autocommit=True) as conn:
-        dialect_of(conn).refresh_rollups(conn, now - REFRESH_LOOKBACK, now)
+        dialect_of(conn).refresh_rollups(conn, now - worker.lookback, now)
     return worker.run_once(now).scored
 
 
@@ -52,11 +59,19 @@ class ScoringStep:
 
     title = "score the fleet"
 
-    def __init__(self, models: ModelStep, interval_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        models: ModelStep,
+        interval_s: float = 5.0,
+        span_s: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        """``span_s``: the simulated span's length, known once the fleet step has run."""
         self.models = models
         self.interval_s = interval_s
+        self.span_s = span_s
         self.child: ChildProcess | None = None
         self._database_url = ""
+        self._lookback_days = MIN_LOOKBACK_DAYS
 
     def run(self, demo: DemoRun) -> None:
         from models.fleet.scorer import FleetScorer
@@ -74,11 +89,12 @@ class ScoringStep:
             FleetScorer(entry.directory)  # refuses an unusable model before the loop starts
             champions.append(f"{name} {entry.version}")
         self._database_url = demo.services().database_url
+        self._lookback_days = lookback_days(self.span_s())
         log_dir = Path(tempfile.mkdtemp(prefix="fleetcare-demo-scoring-"))
         self.child = ChildProcess(
             "scoring",
             ["-m", "fleetcare.demo.scoring_step", self._database_url,
-             str(models.registry_dir), str(self.interval_s)],
+             str(models.registry_dir), str(self.interval_s), str(self._lookback_days)],
             dict(os.environ),
             log_dir / "scoring.log",
         )  # fmt: skip
@@ -91,15 +107,16 @@ class ScoringStep:
         if self.child is None or self.models.models is None:
             return
         self.child.stop()
-        one_pass(scoring_worker(self._database_url, self.models.models.registry_dir))
+        registry_dir = self.models.models.registry_dir
+        one_pass(scoring_worker(self._database_url, registry_dir, self._lookback_days))
 
 
-def _loop(database_url: str, registry_dir: Path, interval_s: float) -> int:
+def _loop(database_url: str, registry_dir: Path, interval_s: float, days: int) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     stop = threading.Event()
-    worker = scoring_worker(database_url, registry_dir)
+    worker = scoring_worker(database_url, registry_dir, days)
     try:
         while not stop.wait(interval_s):
             try:
@@ -112,4 +129,4 @@ def _loop(database_url: str, registry_dir: Path, interval_s: float) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_loop(sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])))
+    sys.exit(_loop(sys.argv[1], Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])))

@@ -20,3 +20,11 @@ def test_the_care_cooldown_is_read_in_simulated_hours(monkeypatch: pytest.Monkey
     monkeypatch.setenv("FLEETCARE_CARE_COOLDOWN_HOURS", "48")
     assert CareStep(time_scale=17_280)._settings().cooldown_hours * 3600 == pytest.approx(10.0)
     assert CareStep()._settings().cooldown_hours == 48  # real time: as configured
+
+
+def test_scoring_looks_back_over_the_whole_span() -> None:
+    from fleetcare.demo.scoring_step import MIN_LOOKBACK_DAYS, lookback_days
+
+    assert lookback_days(0.0) == lookback_days(20 * 86_400) == MIN_LOOKBACK_DAYS
+    # a 10-minute demo at 5 s a simulated day spans 118 days: all of them are scored
+    assert lookback_days((600 - 8) * 17_280) == 120

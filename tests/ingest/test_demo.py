@@ -95,3 +95,32 @@ def test_the_demo_step_runs_the_simulated_fleet_and_the_summary_adds_up(
     assert len(reasons) == 2 and set(reasons) <= {"malformed", "schema"}, reasons
     assert facts["dead letters"].startswith("2 (")
     assert "readings" in out.getvalue() and "dead letters" in out.getvalue()
+
+
+def test_a_span_longer_than_ingest_accepts_in_the_past_is_stored_whole(
+    ingest_db: str, mosquitto: MosquittoBroker, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The span ends now, so its first readings are span_s old: the demo's ingest accepts
+    them even when the configured ``max_past_s`` (one day here) is shorter."""
+    monkeypatch.setenv("FLEETCARE_INGEST_METRICS_PORT", "none")
+    monkeypatch.setenv("FLEETCARE_INGEST_CLIENT_ID_PREFIX", f"demo-{time.monotonic_ns()}")
+    monkeypatch.setenv("FLEETCARE_INGEST_MAX_PAST_S", "86400")
+    plan = SimFleetPlan(devices=6, accounts=2, seed=3, speed=86_400, interval_s=3600)
+    step = SimulatedFleetStep(plan, every_s=None)
+    duration_s = 11.0
+    with ExitStack() as resources:
+        demo = FakeDemo(
+            FakeSettings(root),
+            Console(file=io.StringIO(), width=250),
+            resources,
+            FakeServices(ingest_db, mosquitto.url),
+            duration_s,
+        )
+        step.run(demo)
+        time.sleep(duration_s)
+    assert step.span_s > 2 * 86_400  # about 3 simulated days
+    stored_text = dict(demo.facts)["readings stored"]
+    stored, sent = number(stored_text), number(stored_text.split(" of ")[1])
+    assert stored == sent >= 6 * 48, stored_text
+    reasons = {reason for reason, _, _ in dead_letters(ingest_db, root)}
+    assert "timestamp_past" not in reasons, reasons
