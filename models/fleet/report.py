@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from models.fleet.alerts import ModeConfusion
 from models.fleet.benchmark import SimBenchmarkResult, markdown_table, pooled
+from models.plots import count_heatmap, save
 
 
 def _fleet_line(result: SimBenchmarkResult) -> str:
@@ -51,35 +49,20 @@ def _lead_time_plot(result: SimBenchmarkResult, out: Path) -> Path:
             title=kind.machine_type,
         )
         axis.yaxis.set_major_locator(MaxNLocator(integer=True))
-    figure.tight_layout()
-    path = out / "sim_lead_time.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save(figure, out / "sim_lead_time.png")
 
 
 def _confusion_plot(machine_type: str, confusion: ModeConfusion, out: Path) -> Path:
-    counts = np.asarray(confusion.counts)
-    figure, axis = plt.subplots(
-        figsize=(1.3 * len(confusion.alerted_modes) + 3, 0.6 * len(confusion.true_modes) + 2)
-    )
-    axis.imshow(np.log1p(counts), cmap="Blues", aspect="auto")
-    dark = np.log1p(counts.max()) / 2
-    for (i, j), value in np.ndenumerate(counts):
-        colour = "white" if np.log1p(value) > dark else "black"
-        axis.text(j, i, str(value), ha="center", va="center", fontsize=8, color=colour)
-    axis.set_xticks(range(len(confusion.alerted_modes)), confusion.alerted_modes, rotation=30)
-    axis.set_yticks(range(len(confusion.true_modes)), confusion.true_modes)
-    axis.set(
+    figure = count_heatmap(
+        confusion.counts,
+        confusion.true_modes,
+        confusion.alerted_modes,
         xlabel="mode named by the first alert",
         ylabel="mode that failed",
         title=f"{machine_type}: failure mode",
+        size=(1.3 * len(confusion.alerted_modes) + 3, 0.6 * len(confusion.true_modes) + 2),
     )
-    figure.tight_layout()
-    path = out / f"sim_mode_confusion_{machine_type}.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save(figure, out / f"sim_mode_confusion_{machine_type}.png")
 
 
 def sim_section(result: SimBenchmarkResult, out: Path) -> list[str]:

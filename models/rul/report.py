@@ -7,13 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
+from models.plots import save
 from models.rul.evaluation import PUBLISHED_FD001
 
 #: Bands of true RUL (cycles) for the error table; the last one is above the target's cap.
@@ -37,11 +35,7 @@ def _rul_plot(result: dict[str, Any], out: Path) -> Path:
     axes[1].plot(predicted.mean(axis=0)[order], color="tab:blue", label="mean over seeds")
     axes[1].set(xlabel="test unit (sorted by true RUL)", ylabel="RUL (cycles)")
     axes[1].legend()
-    figure.tight_layout()
-    path = out / "rul_predicted_vs_true.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save(figure, out / "rul_predicted_vs_true.png")
 
 
 def _alert_plots(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
@@ -56,10 +50,7 @@ def _alert_plots(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
         ylabel="precision",
         title=f"{subset}: fails within {horizon:.0f} cycles (every test cycle)",
     )
-    figure.tight_layout()
-    pr_path = out / "cmapss_precision_recall.png"
-    figure.savefig(pr_path, dpi=110)
-    plt.close(figure)
+    pr_path = save(figure, out / "cmapss_precision_recall.png")
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     axis.hist(alerts["lead_times"], bins=[float(b) for b in np.arange(0, horizon + 2, 2)])
     axis.set(
@@ -67,11 +58,7 @@ def _alert_plots(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
         ylabel="test units",
         title=f"{subset}: lead time (risk >= {alerts['threshold']})",
     )
-    figure.tight_layout()
-    lead_path = out / "cmapss_lead_time.png"
-    figure.savefig(lead_path, dpi=110)
-    plt.close(figure)
-    return pr_path, lead_path
+    return pr_path, save(figure, out / "cmapss_lead_time.png")
 
 
 def _alert_lines(result: dict[str, Any], out: Path) -> list[str]:

@@ -6,12 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.metrics import precision_recall_curve
+
+from models.plots import count_heatmap, save
 
 
 def _pr_plot(result: dict[str, Any], out: Path) -> Path:
@@ -19,28 +17,20 @@ def _pr_plot(result: dict[str, Any], out: Path) -> Path:
     figure, axis = plt.subplots(figsize=(5.5, 4.5))
     axis.plot(recall, precision)
     axis.set(xlabel="recall", ylabel="precision", title="AI4I machine failure (out of fold)")
-    figure.tight_layout()
-    path = out / "ai4i_precision_recall.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save(figure, out / "ai4i_precision_recall.png")
 
 
 def _confusion_plot(result: dict[str, Any], out: Path) -> Path:
     labels = result["mode_confusion"]["labels"]
-    matrix = np.asarray(result["mode_confusion"]["matrix"])
-    figure, axis = plt.subplots(figsize=(6, 5))
-    axis.imshow(np.log1p(matrix), cmap="Blues")
-    for (i, j), value in np.ndenumerate(matrix):
-        axis.text(j, i, str(value), ha="center", va="center", fontsize=8)
-    axis.set_xticks(range(len(labels)), labels)
-    axis.set_yticks(range(len(labels)), labels)
-    axis.set(xlabel="predicted mode", ylabel="true mode", title="AI4I failure mode (out of fold)")
-    figure.tight_layout()
-    path = out / "ai4i_mode_confusion.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    figure = count_heatmap(
+        result["mode_confusion"]["matrix"],
+        labels,
+        labels,
+        xlabel="predicted mode",
+        ylabel="true mode",
+        title="AI4I failure mode (out of fold)",
+    )
+    return save(figure, out / "ai4i_mode_confusion.png")
 
 
 def ai4i_section(result: dict[str, Any], out: Path) -> list[str]:
