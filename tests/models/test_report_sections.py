@@ -24,6 +24,16 @@ def test_error_by_true_rul_uses_the_mean_prediction_over_seeds() -> None:
     assert len(rows) == 5  # empty bands are left out
 
 
+def _report(tmp_path: Path, option: str, result: dict[str, object]) -> tuple[Path, str]:
+    """``fleetcare models report OPTION FILE`` on ``result``: the folder and report.md."""
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(result))
+    out = tmp_path / "report"
+    done = runner.invoke(app, ["report", "--out", str(out), option, str(path)])
+    assert done.exit_code == 0, done.output
+    return out, (out / "report.md").read_text()
+
+
 def _result() -> dict[str, object]:
     return {
         "subset": "FD001",
@@ -41,12 +51,7 @@ def _result() -> dict[str, object]:
 
 
 def test_report_shows_seeds_error_bands_and_the_published_figures(tmp_path: Path) -> None:
-    result = tmp_path / "cmapss.json"
-    result.write_text(json.dumps(_result()))
-    out = tmp_path / "report"
-    done = runner.invoke(app, ["report", "--out", str(out), "--cmapss-json", str(result)])
-    assert done.exit_code == 0, done.output
-    text = (out / "report.md").read_text()
+    out, text = _report(tmp_path, "--cmapss-json", _result())
     assert "| seed | RMSE | score | RMSE, tail-10 | score, tail-10 |" in text
     assert "| 1 | 13.00 | 240 | 12.80 | 236 |" in text
     assert "| **mean ± std** | 12.50 ± 0.71 | 220 ± 28 | 12.35 ± 0.64 | 217 ± 27 |" in text
@@ -69,12 +74,7 @@ def test_report_with_an_ai4i_result(tmp_path: Path) -> None:
         "label": [0, 1, 0, 1, 1],
         "mode_confusion": {"labels": ["none", "HDF"], "matrix": [[5, 1], [0, 9]]},
     }
-    path = tmp_path / "ai4i.json"
-    path.write_text(json.dumps(result))
-    out = tmp_path / "report"
-    done = runner.invoke(app, ["report", "--out", str(out), "--ai4i-json", str(path)])
-    assert done.exit_code == 0, done.output
-    text = (out / "report.md").read_text()
+    out, text = _report(tmp_path, "--ai4i-json", result)
     assert "| raw | 0.9800 ± 0.0050 | 0.8800 ± 0.0500 | 0.7600 ± 0.0300 |" in text
     assert "Failures alerted per mode (physical features): HDF 9/10, TWF 1/4" in text
     for plot in ("ai4i_precision_recall.png", "ai4i_mode_confusion.png"):
