@@ -131,6 +131,10 @@ def test_demo_runs_on_embedded_services_and_exits_cleanly(clean_env: Path) -> No
     assert "none new" in again.stdout
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.embedded
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_services_up_prints_exports_and_stops_on_a_signal(
@@ -142,6 +146,8 @@ def test_services_up_prints_exports_and_stops_on_a_signal(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background may inherit an ignored SIGINT
+        preexec_fn=_interruptible,
     )
     assert process.stdout is not None
     lines: list[str] = []
