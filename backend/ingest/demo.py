@@ -139,6 +139,7 @@ class SimulatedFleetStep:
         self.worker: IngestWorker | None = None
         self.span_s = 0.0
         self.span_start: datetime | None = None
+        self.simulation: LiveSimulation | None = None
         """The time stamp of the span's first reading; history lies before it."""
         self.history_readings = 0
         self._history_said = 0
@@ -178,6 +179,7 @@ class SimulatedFleetStep:
         assert worker.receiver is not None
         local = self._start_site(demo, services.broker_url, root)
         simulation = LiveSimulation(self.plan, services.broker_url, root, span_s, site=local)
+        self.simulation = simulation
         self.span_s = simulation.span_s
         self.span_start = simulation.span_start
         if self.plan.history_days > 0:
@@ -277,6 +279,16 @@ class SimulatedFleetStep:
         steps, self._finish = self._finish, []
         for step in steps:
             step()
+
+    def fleet_state(self) -> str:
+        """What the simulated fleet is doing, for the live view."""
+        simulation = self.simulation
+        if simulation is None:
+            return "not started"
+        days = self.span_s / 86_400
+        if simulation.running:
+            return f"publishing a span of {days:,.1f} simulated days"
+        return f"done: its {days:,.1f} simulated days published"
 
     def _stop_simulation(self, simulation: LiveSimulation, let_finish: bool) -> None:
         if let_finish:  # its span was sized to end with the demo; a slow machine lags

@@ -114,13 +114,15 @@ def default_steps(
     from fleetcare.demo.live_view import LiveViewStep
     from fleetcare.demo.model_step import ModelStep
     from fleetcare.demo.outcome import BaselineStep
-    from fleetcare.demo.scoring_step import ScoringStep
+    from fleetcare.demo.scoring_step import ScoringStep, daily_interval_s
     from fleetcare.demo.webhook_receiver import WebhookReceiverStep
 
     models = ModelStep(training)
     baseline = BaselineStep()
     fleet = SimulatedFleetStep(fleet_plan, every_s=None, site=GatewaySite())
-    scoring = ScoringStep(models, span_s=lambda: fleet.span_s)
+    scoring = ScoringStep(
+        models, interval_s=daily_interval_s(fleet.plan.speed), span_s=lambda: fleet.span_s
+    )
     care = CareStep(time_scale=fleet.plan.speed)
     receiver = WebhookReceiverStep()
     api = ApiStep(lambda: fleet.devices)

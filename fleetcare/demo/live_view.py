@@ -78,6 +78,7 @@ class LiveViewStep:
         table = Table(title=f"fleetcare demo, {now - self._started:.0f} s", show_header=False)
         table.add_column("what")
         table.add_column("value", justify="right")
+        table.add_row("fleet", self.fleet.fleet_state())
         table.add_row("readings stored", f"{stored:,.0f} ({self._rate:,.0f}/s)")
         site = self.fleet.site
         if site is not None:

@@ -1,5 +1,6 @@
 """The demo's scoring: rollups refreshed, then every device with new telemetry scored by
-the champion fleet models, every few seconds (about one simulated day at the demo's speed).
+the champion fleet models, once a simulated day (every 5 s at the demo's default speed, at
+most every 2 s).
 
 The loop runs in a child process
 (``python -m fleetcare.demo.scoring_step URL REGISTRY SECONDS LOOKBACK_DAYS``);
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
 
 #: Rollups refreshed and devices scored back at least this far.
 MIN_LOOKBACK_DAYS = 45
+#: Scoring passes come no closer than this (the care engine's pass is as often).
+MIN_INTERVAL_S = 2.0
+
+
+def daily_interval_s(speed: float) -> float:
+    """Seconds between scoring passes: one simulated day at ``speed``, at least
+    :data:`MIN_INTERVAL_S` (a faster fleet is scored less often than daily)."""
+    return max(MIN_INTERVAL_S, 86_400 / speed)
 
 
 def lookback_days(span_s: float) -> int:

@@ -28,3 +28,11 @@ def test_scoring_looks_back_over_the_whole_span() -> None:
     assert lookback_days(0.0) == lookback_days(20 * 86_400) == MIN_LOOKBACK_DAYS
     # a 10-minute demo at 5 s a simulated day spans 118 days: all of them are scored
     assert lookback_days((600 - 8) * 17_280) == 120
+
+
+def test_the_fleet_is_scored_once_a_simulated_day_but_not_more_often_than_every_2_s() -> None:
+    from fleetcare.demo.scoring_step import daily_interval_s
+
+    assert daily_interval_s(17_280) == pytest.approx(5.0)  # the default: a day every 5 s
+    assert daily_interval_s(86_400 / 3) == pytest.approx(3.0)
+    assert daily_interval_s(86_400) == 2.0

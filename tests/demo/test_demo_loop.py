@@ -62,6 +62,8 @@ def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path
     assert "Traceback" not in out + result.stderr
     # the live view's last frame ends its line, also when the output is not a terminal
     assert re.search(r"^\[11/11\] finish$", out, re.MULTILINE), out
+    # the live view's last frame says where the fleet is in its span
+    assert re.search(r"│ fleet +│ +(publishing a span of|done: its) [\d.]+ simulated days", out)
     # progress while the model trains, never a silent wait
     assert "generating a training history" in out
     assert "training the centrifugal_pump model" in out
