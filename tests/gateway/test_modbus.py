@@ -69,6 +69,11 @@ def test_polled_values_arrive_scaled_with_units_and_gateway_sequences(
     try:
         with BackgroundGateway(config) as running:
             collector.wait_for(lambda: len(_readings(collector, "chiller-1")) >= 8, timeout=15)
+            # a poll counts itself once its reading is queued, which the forwarder may
+            # already have sent: the counter can trail the collector by a poll
+            collector.wait_for(
+                lambda: running.gateway.metrics.snapshot()["polled_readings"] >= 8, timeout=5
+            )
             metrics = running.gateway.metrics.snapshot()
     finally:
         server.stop()
