@@ -139,8 +139,8 @@ class SimulatedFleetStep:
         self.worker: IngestWorker | None = None
         self.span_s = 0.0
         self.span_start: datetime | None = None
-        self.simulation: LiveSimulation | None = None
         """The time stamp of the span's first reading; history lies before it."""
+        self.simulation: LiveSimulation | None = None
         self.history_readings = 0
         self._history_said = 0
         self.wall_s: float | None = None
