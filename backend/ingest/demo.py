@@ -183,7 +183,7 @@ class SimulatedFleetStep:
         self.span_s = simulation.span_s
         self.span_start = simulation.span_start
         if self.plan.history_days > 0:
-            self._load_history(demo, simulation, services.database_url, root)
+            self._load_history(demo, simulation, services.database_url, root, settings)
         resources.callback(simulation.cleanup)
         resources.callback(self.finish, demo)
         # A short demo (shorter than the simulator's start-up) stops it at once.
@@ -220,7 +220,12 @@ class SimulatedFleetStep:
             )
 
     def _load_history(
-        self, demo: DemoRunLike, simulation: LiveSimulation, database_url: str, root: str
+        self,
+        demo: DemoRunLike,
+        simulation: LiveSimulation,
+        database_url: str,
+        root: str,
+        settings: IngestSettings,
     ) -> None:
         """Give the fleet the days before the span, written through ingest's writer."""
         days = self.plan.history_days
@@ -231,7 +236,7 @@ class SimulatedFleetStep:
             root,
             simulation.history(),
             oldest=simulation.history_start,
-            settings=load_settings(IngestSettings),
+            settings=settings,
             progress=lambda n: self._history_progress(demo.console, n, expected),
         )
         self.history_readings = load.readings
