@@ -318,7 +318,7 @@ def benchmark_sim(
     """Simulated fleet: train on one seed, alerts on another (precision, recall, lead time)."""
     from dataclasses import replace
 
-    from models.fleet.benchmark import SimBenchmarkConfig, pooled, run_sim_benchmark
+    from models.fleet.benchmark import SimBenchmarkConfig, pooled_line, run_sim_benchmark
 
     with _reported():
         config = SimBenchmarkConfig(
@@ -328,12 +328,7 @@ def benchmark_sim(
         config = replace(config, model=replace(config.model, horizon_days=horizon))
         result = run_sim_benchmark(config, work, _registry(registry), promote, say=_say)
         result.write(out)
-    p = pooled(result)
-    _console().print(
-        f"wear failures: precision {p['precision']:.3f}, recall {p['recall']:.3f}, median lead "
-        f"{p['median_lead_days']:.1f} days over {p['failures']:.0f} failures; written to {out}",
-        markup=False,
-    )
+    _console().print(f"{pooled_line(result)}; written to {out}", markup=False)
 
 
 def _say(line: str) -> None:

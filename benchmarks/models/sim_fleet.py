@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from models.fleet.benchmark import SimBenchmarkConfig, pooled, run_sim_benchmark
+from models.fleet.benchmark import SimBenchmarkConfig, pooled_line, run_sim_benchmark
 from models.registry import FileRegistry
 from models.report import write_report
 
@@ -47,12 +47,7 @@ def main() -> None:
     result_path = args.out / "sim-benchmark.json"
     result.write(result_path)
     report = write_report(args.out / "report", None, None, result_path)
-    p = pooled(result)
-    print(
-        f"\nwear failures: precision {p['precision']:.3f}, recall {p['recall']:.3f}, median "
-        f"lead {p['median_lead_days']:.1f} days over {p['failures']:.0f} failures, "
-        f"{time.perf_counter() - started:.0f} s\n"
-    )
+    print(f"\n{pooled_line(result)}, {time.perf_counter() - started:.0f} s\n")
     print(report.read_text(encoding="utf-8"))
 
 

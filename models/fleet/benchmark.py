@@ -199,6 +199,15 @@ def pooled(result: SimBenchmarkResult) -> dict[str, float]:
     }
 
 
+def pooled_line(result: SimBenchmarkResult) -> str:
+    """The pooled figures in a sentence (what the command and the benchmark print)."""
+    p = pooled(result)
+    return (
+        f"wear failures: precision {p['precision']:.3f}, recall {p['recall']:.3f}, median lead "
+        f"{p['median_lead_days']:.1f} days over {p['failures']:.0f} failures"
+    )
+
+
 def markdown_table(result: SimBenchmarkResult) -> str:
     """One row per machine type and failure mode, then the pooled wear-failure row."""
     lines = [
