@@ -1,4 +1,5 @@
-"""Figures of the models report: one way to write them, one way to draw a count matrix."""
+"""Figures of the models report: one way to write them, to draw a precision-recall curve
+and to draw a count matrix."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
+from sklearn.metrics import precision_recall_curve
 
 
 def save(figure: Figure, path: Path) -> Path:
@@ -20,6 +22,15 @@ def save(figure: Figure, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def precision_recall(label: ArrayLike, score: ArrayLike, title: str) -> Figure:
+    """The precision-recall curve of ``score`` against the binary ``label``."""
+    precision, recall, _ = precision_recall_curve(label, score)
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    axis.plot(recall, precision)
+    axis.set(xlabel="recall", ylabel="precision", title=title)
+    return figure
 
 
 def count_heatmap(

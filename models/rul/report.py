@@ -9,9 +9,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-from sklearn.metrics import precision_recall_curve
 
-from models.plots import save
+from models.plots import precision_recall, save
 from models.rul.evaluation import PUBLISHED_FD001
 
 #: Bands of true RUL (cycles) for the error table; the last one is above the target's cap.
@@ -42,13 +41,10 @@ def _alert_plots(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Precision-recall of the "fails within the horizon" risk and the lead-time histogram."""
     alerts = result["alerts"]
     subset, horizon = result["subset"], alerts["horizon"]
-    precision, recall, _ = precision_recall_curve(alerts["label"], alerts["risk"])
-    figure, axis = plt.subplots(figsize=(5.5, 4.5))
-    axis.plot(recall, precision)
-    axis.set(
-        xlabel="recall",
-        ylabel="precision",
-        title=f"{subset}: fails within {horizon:.0f} cycles (every test cycle)",
+    figure = precision_recall(
+        alerts["label"],
+        alerts["risk"],
+        f"{subset}: fails within {horizon:.0f} cycles (every test cycle)",
     )
     pr_path = save(figure, out / "cmapss_precision_recall.png")
     figure, axis = plt.subplots(figsize=(5.5, 4.5))

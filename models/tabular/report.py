@@ -6,17 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-from sklearn.metrics import precision_recall_curve
-
-from models.plots import count_heatmap, save
+from models.plots import count_heatmap, precision_recall, save
 
 
 def _pr_plot(result: dict[str, Any], out: Path) -> Path:
-    precision, recall, _ = precision_recall_curve(result["label"], result["oof_probability"])
-    figure, axis = plt.subplots(figsize=(5.5, 4.5))
-    axis.plot(recall, precision)
-    axis.set(xlabel="recall", ylabel="precision", title="AI4I machine failure (out of fold)")
+    figure = precision_recall(
+        result["label"], result["oof_probability"], "AI4I machine failure (out of fold)"
+    )
     return save(figure, out / "ai4i_precision_recall.png")
 
 
