@@ -170,6 +170,15 @@ def run_cmd(
             "INDEX (one process per shard for fleets above ~180 devices)",
         ),
     ] = "0/1",
+    flush_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--flush-timeout",
+            min=0.0,
+            help="seconds to wait at the end for the broker to take what the devices "
+            "still hold; the rest stays in --queue-dir for the next run",
+        ),
+    ] = 60.0,
 ) -> None:
     """Drive DEVICES through the device SDK in real or accelerated time."""
     from firmware_sim.faults import FaultSpec
@@ -203,6 +212,7 @@ def run_cmd(
         faults=spec,
         real_start=start is None,
         shard=(index, count),
+        flush_timeout_s=flush_timeout_s,
     )
     console = Console(stderr=True)
     total_steps = int(span.total_seconds() // interval_s)
@@ -218,4 +228,11 @@ def run_cmd(
         except SimError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
+    if report.undelivered:
+        console.print(
+            f"[yellow]{report.undelivered:,} messages were not taken by the broker within "
+            f"{flush_timeout_s:g} s[/yellow] (no subscriber on {topic_root}/v1/#, or the broker "
+            f"unreachable); they stay queued in {queue_dir} and go out on the next run "
+            "with the same --queue-dir"
+        )
     console.print(json.dumps(report.summary()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter, defaultdict
@@ -269,35 +270,68 @@ def test_cli_run(tmp_path: Path, mosquitto: Any, topic_root: str) -> None:
 
     faults = tmp_path / "faults.json"
     faults.write_text('{"malformed": 1, "reboot": 1}')
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--broker",
-            mosquitto.url,
-            "--devices",
-            "3",
-            "--speed",
-            "0",
-            "--duration",
-            "30m",
-            "--start",
-            "2025-03-01",
-            "--queue-dir",
-            str(tmp_path / "q"),
-            "--truth-dir",
-            str(tmp_path / "truth"),
-            "--topic-root",
-            f"{topic_root}/cli",
-            "--faults",
-            str(faults),
-        ],
-    )
+    collector = Collector(mosquitto.url, f"{topic_root}/cli")
+    try:
+        result = CliRunner().invoke(app, _cli_run_args(mosquitto.url, tmp_path, topic_root, faults))
+        collector.settle()
+    finally:
+        collector.close()
     assert result.exit_code == 0, result.output
     log = read_fault_log(tmp_path / "truth" / "faults.jsonl")
     assert Counter(r.kind for r in log) == Counter({"malformed": 1, "reboot": 1})
     assert (tmp_path / "truth" / "failures.parquet").is_file()
-    assert '"readings": 90' in result.output.replace("\n", "")
+    summary = json.loads(result.output[result.output.rindex('{"readings"') :])
+    assert summary["readings"] == 90 and summary["undelivered"] == 0
+    batches, bad = collector.decoded()
+    assert bad == 1
+    sent = {
+        (b.device, e["seq"]) for channel, b in batches if channel == "telemetry" for e in b.entries
+    }
+    assert len(sent) == 90
+
+
+@pytest.mark.services
+def test_cli_run_says_what_the_broker_did_not_take(
+    tmp_path: Path, mosquitto: Any, topic_root: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from firmware_sim.cli import app
+
+    faults = tmp_path / "faults.json"
+    faults.write_text("{}")
+    args = _cli_run_args(mosquitto.url, tmp_path, f"{topic_root}/nobody", faults)
+    result = CliRunner().invoke(app, [*args, "--flush-timeout", "1"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "were not taken by the broker within 1 s" in text
+    assert "with the same --queue-dir" in text
+    summary = json.loads(result.output[result.output.rindex('{"readings"') :])
+    assert summary["undelivered"] > 0
+
+
+def _cli_run_args(url: str, tmp_path: Path, topic_root: str, faults: Path) -> list[str]:
+    return [
+        "run",
+        "--broker",
+        url,
+        "--devices",
+        "3",
+        "--speed",
+        "0",
+        "--duration",
+        "30m",
+        "--start",
+        "2025-03-01",
+        "--queue-dir",
+        str(tmp_path / "q"),
+        "--truth-dir",
+        str(tmp_path / "truth"),
+        "--topic-root",
+        f"{topic_root}/cli",
+        "--faults",
+        str(faults),
+    ]
 
 
 @pytest.mark.services
