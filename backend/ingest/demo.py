@@ -36,6 +36,7 @@ from backend.ingest.history_load import load_history
 from backend.ingest.metrics import IngestMetrics
 from backend.ingest.service import IngestWorker, WorkerTarget
 from backend.ingest.settings import IngestSettings
+from device_sdk.wire import Channel
 from fleetcare.cli.state import say
 from fleetcare.config import load_settings
 
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 
 #: Wall seconds the simulator needs to start its clients and flush them at the end.
 _SIM_OVERHEAD_S = 8.0
+_DATA_CHANNELS = (Channel.TELEMETRY, Channel.USAGE, Channel.EVENTS)
+"""The channels whose messages ingest writes as rows (what the finish waits for)."""
 #: Simulated span when the demo runs until Ctrl-C (it stops the simulator then).
 _OPEN_ENDED_SPAN_S = 20 * 86_400.0
 #: How much older than the span's start a reading may be and still be ingested live.
@@ -311,12 +314,14 @@ class SimulatedFleetStep:
 
     @staticmethod
     def _settle(worker: IngestWorker, quiet_s: float = 1.5, limit_s: float = 20.0) -> None:
-        """Wait until the worker has written everything the broker delivers."""
+        """Wait until the worker has written every reading, usage record and event the
+        broker delivers. State reports are not watched: a gateway keeps sending its own
+        (every second in the demo) after the devices have stopped."""
         deadline = time.monotonic() + limit_s
         last, quiet_since = -1.0, time.monotonic()
+        received = worker.metrics.messages_received
         while time.monotonic() < deadline:
-            m = worker.metrics
-            seen = m.messages_received.total() + m.messages_foreign.total()
+            seen = sum(received.value(channel) for channel in _DATA_CHANNELS)
             if seen != last or worker.window.held:
                 last, quiet_since = seen, time.monotonic()
             elif time.monotonic() - quiet_since >= quiet_s:
