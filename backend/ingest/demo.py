@@ -152,7 +152,9 @@ class SimulatedFleetStep:
     def run(self, demo: DemoRunLike) -> None:
         services = demo.services()
         root = demo.settings.topic_root
-        fleet = register_sim_fleet(services.database_url, self.plan)
+        fleet = register_sim_fleet(
+            services.database_url, self.plan, progress=lambda text: say(demo.console, f"  {text}")
+        )
         self.devices = fleet.devices
         settings = load_settings(IngestSettings)
         wall_s = self.wall_s = demo.duration_s

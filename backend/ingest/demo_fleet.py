@@ -22,7 +22,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -118,13 +119,17 @@ _TIME_SERIES = ("telemetry", "usage_records", "device_events", "device_state_rep
 _ROLLUP_TABLES = ("telemetry_hourly", "telemetry_daily")
 
 
-def forget_previous_runs(conn: Connection[Any], devices: list[str]) -> int:
-    """Delete what earlier runs stored for ``devices`` (their rows, predictions, tickets);
-    returns how many devices were known. The caller commits."""
+def known_devices(conn: Connection[Any], devices: list[str]) -> list[int]:
+    """The database ids of those of ``devices`` (external ids) already registered."""
+    rows = conn.execute("SELECT id FROM devices WHERE external_id = ANY(%s)", (devices,)).fetchall()
+    return [int(str(r[0])) for r in rows]
+
+
+def forget_previous_runs(conn: Connection[Any], ids: list[int]) -> int:
+    """Delete what earlier runs stored for the devices of database ids ``ids`` (their rows,
+    predictions, tickets; see :func:`known_devices`); returns how many. The caller commits."""
     from backend.storage.migrator import dialect_of
 
-    rows = conn.execute("SELECT id FROM devices WHERE external_id = ANY(%s)", (devices,)).fetchall()
-    ids = [int(str(r[0])) for r in rows]
     if not ids:
         return 0
     tables = list(_TIME_SERIES)
@@ -136,12 +141,26 @@ def forget_previous_runs(conn: Connection[Any], devices: list[str]) -> int:
     return len(ids)
 
 
-def register_sim_fleet(database_url: str, plan: SimFleetPlan) -> RegisteredFleet:
+def register_sim_fleet(
+    database_url: str, plan: SimFleetPlan, progress: Callable[[str], None] | None = None
+) -> RegisteredFleet:
     """Register the simulator's accounts, models (with catalogues) and devices, forgetting
-    what earlier runs stored for these devices."""
+    what earlier runs stored for these devices.
+
+    Args:
+        progress: told before the forgetting starts (a long step after a run with history)
+            and how long it took.
+    """
     fleet = build_fleet(plan.config())
+    device_ids = [d.device_id for d in fleet.devices]
     with connect(database_url) as conn:
-        forget_previous_runs(conn, [d.device_id for d in fleet.devices])
+        known = known_devices(conn, device_ids)
+        if known and progress is not None:
+            progress(f"forgetting what earlier runs stored for {len(known):,} of these devices")
+        started = time.monotonic()
+        forget_previous_runs(conn, known)
+        if known and progress is not None:
+            progress(f"forgotten in {time.monotonic() - started:.1f} s")
         account_ids: dict[str, int] = {}
         for account in fleet.accounts:
             conn.execute(

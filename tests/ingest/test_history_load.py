@@ -91,3 +91,17 @@ def test_a_device_that_is_not_registered_is_refused_and_the_rest_is_stored(
     stored = _rows(ingest_db, sorted({d.device_id for d in days}))
     assert len(stored) == sum(len(d.readings) for d in days)
     assert [topic.split("/")[-2] for _, topic, _ in dead_letters(ingest_db, root)] == ["cp-999999"]
+
+
+def test_registering_the_fleet_again_forgets_its_rows_and_says_so(
+    ingest_db: str, root: str, simulation: LiveSimulation
+) -> None:
+    days = list(simulation.history())
+    load_history(ingest_db, root, iter(days), oldest=simulation.span_start - timedelta(days=4))
+    devices = sorted({d.device_id for d in days})
+    assert len(_rows(ingest_db, devices)) > 0
+    said: list[str] = []
+    register_sim_fleet(ingest_db, _PLAN, progress=said.append)
+    assert said[0] == "forgetting what earlier runs stored for 6 of these devices"
+    assert said[1].startswith("forgotten in ") and said[1].endswith(" s")
+    assert _rows(ingest_db, devices) == []
