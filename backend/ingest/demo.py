@@ -257,7 +257,8 @@ class SimulatedFleetStep:
         step = max(1, expected // 4)
         if written // step > self._history_said:
             self._history_said = written // step
-            say(console, f"    {written:,} of {expected:,} readings written")
+            done = "; refreshing the hourly and daily rollups" if written >= expected else ""
+            say(console, f"    {written:,} of {expected:,} readings written{done}")
 
     def _start_site(self, demo: DemoRunLike, broker_url: str, root: str) -> tuple[str, str] | None:
         """Start the gateway site; ``(local broker URL, topic root)``, or ``None`` without one."""
