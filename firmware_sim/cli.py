@@ -183,6 +183,7 @@ def run_cmd(
     """Drive DEVICES through the device SDK in real or accelerated time."""
     from firmware_sim.faults import FaultSpec
     from firmware_sim.live import LiveOptions, run_live
+    from fleetcare.cli.waiting import stop_signals_interrupt
 
     span = parse_duration(duration)
     try:
@@ -224,10 +225,17 @@ def run_cmd(
             progress.update(task, completed=done, rate=f"{readings / elapsed:,.0f} readings/s")
 
         try:
-            report = run_live(config, options, progress=on_step)
+            with stop_signals_interrupt():
+                report = run_live(config, options, progress=on_step)
         except SimError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print(
+                f"stopped before the end of the span; what the devices had not sent stays "
+                f"queued in {queue_dir} and goes out on the next run with the same --queue-dir"
+            )
+            raise typer.Exit(130) from None
     if report.undelivered:
         console.print(
             f"[yellow]{report.undelivered:,} messages were not taken by the broker within "

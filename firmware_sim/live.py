@@ -66,6 +66,9 @@ class LiveOptions:
     real_start: bool = True
     chunk_steps: int = 60
     flush_timeout_s: float = 60.0
+    """How long the end of the span waits for the broker to take what the devices hold."""
+    interrupted_flush_s: float = 2.0
+    """The same wait when the run is interrupted (Ctrl-C, SIGTERM): the rest stays queued."""
     reconnect_max_s: float = 2.0
     usage: bool = True
     shard: tuple[int, int] = (0, 1)
@@ -205,11 +208,15 @@ def run_live(
         config, options, sim, devices, plan, log, proxy, raw, wire, report, first, total, progress
     )
     started = time.monotonic()
+    flush_s = options.flush_timeout_s
     try:
         runner.run()
+    except KeyboardInterrupt:  # the user stops: what is not sent stays in the durable queues
+        flush_s = min(flush_s, options.interrupted_flush_s)
+        raise
     finally:
         report.wall_s = time.monotonic() - started
-        report.undelivered, report.dropped = devices.stop(options.flush_timeout_s)
+        report.undelivered, report.dropped = devices.stop(flush_s)
         if proxy is not None:
             proxy.stop()
         if raw is not None:

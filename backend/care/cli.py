@@ -21,9 +21,12 @@ from rich.table import Table
 
 from backend.care.settings import CareSettings
 from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console, stdout_console
+from fleetcare.cli.waiting import stop_signals_interrupt
 from fleetcare.config import load_settings
 
 if TYPE_CHECKING:
+    from backend.care.delivery import DeliveryWorker
+    from backend.care.engine import CareEngine
     from backend.care.report import OutcomeStats
 
 app = typer.Typer(
@@ -111,19 +114,36 @@ def run(
             return
         deadline = None if duration is None else time.monotonic() + duration
         reconnect = _Reconnector(conn)
-        while deadline is None or time.monotonic() < deadline:
-            try:
-                report = engine.run_once(reconnect.conn)
-                delivered = worker.deliver_due(reconnect.conn) if deliver else None
-            except psycopg.OperationalError as error:
-                # The database went away (restart, failover): nothing of the failed pass was
-                # committed, so wait for it and run the pass again.
-                reconnect.recover(error, deadline)
-                continue
-            if report.predictions or report.health_scores or (delivered and delivered.delivered):
-                _print_pass(report, delivered.delivered if delivered else None)
-            time.sleep(settings.poll_interval_s)
-        reconnect.close()
+        try:
+            with stop_signals_interrupt():  # SIGTERM (``fleetcare up``, the demo) as Ctrl-C
+                _loop(engine, worker, reconnect, deliver, deadline, settings.poll_interval_s)
+        except KeyboardInterrupt:
+            say(stderr_console(), "stopped: a pass cut short is rolled back and runs again")
+        finally:
+            reconnect.close()
+
+
+def _loop(
+    engine: CareEngine,
+    worker: DeliveryWorker,
+    reconnect: _Reconnector,
+    deliver: bool,
+    deadline: float | None,
+    interval_s: float,
+) -> None:
+    """Care passes (and deliveries) every ``interval_s`` until ``deadline``."""
+    while deadline is None or time.monotonic() < deadline:
+        try:
+            report = engine.run_once(reconnect.conn)
+            delivered = worker.deliver_due(reconnect.conn) if deliver else None
+        except psycopg.OperationalError as error:
+            # The database went away (restart, failover): nothing of the failed pass was
+            # committed, so wait for it and run the pass again.
+            reconnect.recover(error, deadline)
+            continue
+        if report.predictions or report.health_scores or (delivered and delivered.delivered):
+            _print_pass(report, delivered.delivered if delivered else None)
+        time.sleep(interval_s)
 
 
 class _Reconnector:

@@ -319,13 +319,15 @@ class LiveSimulation:
         return True
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """Interrupt shards still running (the SDK clients flush what they queued)."""
+        """Interrupt shards still running (the SDK clients flush what they queued); kill
+        those still running ``timeout_s`` after."""
         for process in self._processes:
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
         for process in self._processes:
             try:
-                process.wait(timeout_s)
+                process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
@@ -353,7 +355,7 @@ class LiveSimulation:
         code = self._processes[shard].poll()
         if code is None:
             return "still running"
-        if code in (130, -signal.SIGINT):
+        if code in (130, -signal.SIGINT, -signal.SIGTERM):
             return "stopped before the end of its span"
         path = self._workdir / f"shard-{shard}.out"
         lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
@@ -367,6 +369,7 @@ def _run_shard(job: dict[str, Any]) -> int:
     """One shard of the live fleet (``python -m backend.ingest.demo_fleet JOB``); prints its
     report as one JSON line when its span is done."""
     from firmware_sim.live import run_live
+    from fleetcare.cli.waiting import stop_signals_interrupt
 
     raw = job["plan"]
     plan = SimFleetPlan(**{**raw, "faults": FaultSpec(**raw["faults"])})
@@ -385,7 +388,8 @@ def _run_shard(job: dict[str, Any]) -> int:
         history_days=plan.history_days,
     )
     try:
-        report = run_live(plan.config(options.duration_s), options)
+        with stop_signals_interrupt():  # the demo stops its shards with SIGTERM
+            report = run_live(plan.config(options.duration_s), options)
     except KeyboardInterrupt:
         return 130
     print(json.dumps(report.summary()), flush=True)

@@ -5,12 +5,33 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGINT raise ``KeyboardInterrupt`` (main thread only).
+
+    SIGINT too: a process started with SIGINT ignored (a background job of a
+    non-interactive shell, or a child of one) would otherwise not react to it at all.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        signum: signal.signal(signum, _interrupt) for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def wait_until_stopped(
@@ -19,24 +40,21 @@ def wait_until_stopped(
     """Sleep for ``duration_s`` seconds (forever when ``None``).
 
     SIGTERM is treated like Ctrl-C while waiting, so that ``kill`` and container stops also
-    shut down what the command started. ``on_waiting`` runs once the wait has begun (print
-    "press Ctrl-C" there: a Ctrl-C after it counts as a stop, not as an abort).
+    shut down what the command started (:func:`stop_signals_interrupt`). ``on_waiting`` runs
+    once the wait has begun (print "press Ctrl-C" there: a Ctrl-C after it counts as a
+    stop, not as an abort).
 
     Returns:
         ``True`` when stopped by Ctrl-C or SIGTERM, ``False`` when the duration elapsed.
     """
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
-        if on_waiting is not None:
-            on_waiting()
-        while deadline is None or time.monotonic() < deadline:
-            remaining = 0.5 if deadline is None else deadline - time.monotonic()
-            time.sleep(max(0.0, min(0.5, remaining)))
+        with stop_signals_interrupt():
+            if on_waiting is not None:
+                on_waiting()
+            while deadline is None or time.monotonic() < deadline:
+                remaining = 0.5 if deadline is None else deadline - time.monotonic()
+                time.sleep(max(0.0, min(0.5, remaining)))
     except KeyboardInterrupt:
         return True
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
     return False

@@ -1,5 +1,6 @@
 """A child process of the demo: started with the services pinned in its environment, its
-output in a log file, stopped with SIGINT (then SIGKILL) when the demo ends.
+output in a log file, stopped with SIGTERM (then SIGKILL) when the demo ends. Each child
+takes SIGTERM as Ctrl-C; SIGINT could be ignored in a child of a background job.
 
 Scoring and the care engine run as children, as under ``fleetcare up``: they get a core of
 their own and never compete with ingest for the demo process's interpreter lock.
@@ -52,7 +53,7 @@ class ChildProcess:
         process = self._process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout_s)
         except subprocess.TimeoutExpired:

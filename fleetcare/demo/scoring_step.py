@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from fleetcare.cli.waiting import stop_signals_interrupt
 from fleetcare.demo.child import ChildProcess
 from fleetcare.demo.model_step import ModelStep
 
@@ -127,11 +128,12 @@ def _loop(database_url: str, registry_dir: Path, interval_s: float, days: int) -
     stop = threading.Event()
     worker = scoring_worker(database_url, registry_dir, days)
     try:
-        while not stop.wait(interval_s):
-            try:
-                one_pass(worker)
-            except psycopg.Error as exc:
-                print(f"scoring pass failed: {exc}", flush=True)
+        with stop_signals_interrupt():  # the demo stops its children with SIGTERM
+            while not stop.wait(interval_s):
+                try:
+                    one_pass(worker)
+                except psycopg.Error as exc:
+                    print(f"scoring pass failed: {exc}", flush=True)
     except KeyboardInterrupt:
         return 0
     return 0

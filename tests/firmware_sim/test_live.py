@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import Counter, defaultdict
@@ -308,6 +309,48 @@ def test_cli_run_says_what_the_broker_did_not_take(
     assert "with the same --queue-dir" in text
     summary = json.loads(result.output[result.output.rindex('{"readings"') :])
     assert summary["undelivered"] > 0
+
+
+@pytest.mark.services
+def test_cli_run_stops_within_seconds_on_sigterm_and_says_what_stays_queued(
+    tmp_path: Path, mosquitto: Any, topic_root: str
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    faults = tmp_path / "faults.json"
+    faults.write_text("{}")
+    args = _cli_run_args(mosquitto.url, tmp_path, topic_root, faults)
+    args[args.index("--speed") + 1] = "60"  # a simulated day: 24 minutes of wall time
+    args[args.index("--duration") + 1] = "1d"
+    collector = Collector(mosquitto.url, f"{topic_root}/cli")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "firmware_sim", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not collector.messages:
+            assert process.poll() is None and time.monotonic() < deadline, "nothing was sent"
+            time.sleep(0.2)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        stopped_s = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        collector.close()
+    assert process.returncode == 130, output
+    assert stopped_s < 10, f"took {stopped_s:.1f} s to stop"
+    text = " ".join(output.split())
+    assert "stopped before the end of the span" in text
+    assert "goes out on the next run with the same --queue-dir" in text
 
 
 def _cli_run_args(url: str, tmp_path: Path, topic_root: str, faults: Path) -> list[str]:
