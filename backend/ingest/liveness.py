@@ -8,7 +8,10 @@
 * :func:`mark_silent_offline` marks devices offline that sent nothing for
   ``offline_after_s``; one worker at a time runs it (advisory lock).
 
-Rows are locked in id order, so concurrent workers never deadlock on ``devices``.
+Rows are locked in id order, so concurrent workers never deadlock on ``devices``; and
+``FOR NO KEY UPDATE`` (what an ``UPDATE`` of non-key columns takes anyway), not ``FOR
+UPDATE``, so they never wait for transactions that insert rows referencing a device
+(predictions, tickets: the foreign-key check key-share-locks it, in any order).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def mark_seen(conn: Connection, seen: list[Seen]) -> list[int]:
     was: dict[int, bool] = {
         int(str(device_id)): bool(online)
         for device_id, online in conn.execute(
-            "SELECT id, online FROM devices WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            "SELECT id, online FROM devices WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
             (ids,),
         )
     }
@@ -117,7 +120,7 @@ def mark_silent_offline(conn: Connection, offline_after_s: float) -> list[int]:
             " UPDATE devices SET online = false WHERE id IN ("
             "  SELECT id FROM devices WHERE online"
             "  AND (last_seen_at IS NULL OR last_seen_at < %(cutoff)s)"
-            "  ORDER BY id FOR UPDATE SKIP LOCKED)"
+            "  ORDER BY id FOR NO KEY UPDATE SKIP LOCKED)"
             " RETURNING id, last_seen_at) "
             "INSERT INTO device_events (time, device_id, kind, severity, message, attributes) "
             "SELECT %(now)s, id, 'offline', 'warning', %(message)s, "

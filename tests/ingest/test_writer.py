@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator
 
 import orjson
@@ -357,3 +358,31 @@ def test_models_with_a_catalogue_refuse_other_metrics(
         inbound(root, name, "telemetry", telemetry_payload(name, [2], {"registered_elsewhere": 1.0})),
     ])  # fmt: skip
     assert [r for r, _, _ in dead_letters(ingest_db, root)] == ["unknown_metric"]
+
+
+def test_liveness_does_not_wait_for_writers_of_rows_that_reference_a_device(
+    writer: BatchWriter, fleet: FleetFactory, root: str, ingest_db: str
+) -> None:
+    """Scoring and the care engine insert rows referencing ``devices`` (predictions,
+    tickets): each insert key-share-locks its device. Marking devices seen must not wait for
+    those transactions; waiting in id order while they lock in any order deadlocked."""
+    spec = fleet(devices=1, metrics=("a",))
+    device = spec.device_id(0)
+    with psycopg.connect(ingest_db) as scoring:
+        # What a prediction insert's foreign-key check takes, held open.
+        scoring.execute(
+            "SELECT id FROM devices WHERE external_id = %s FOR KEY SHARE", (device,)
+        ).fetchone()
+        done = threading.Event()
+        write = threading.Thread(
+            target=lambda: (
+                writer.write([inbound(root, device, "telemetry", batch(spec, root, 0, range(2)))]),
+                done.set(),
+            )
+        )
+        write.start()
+        finished_while_held = done.wait(10)
+        scoring.rollback()
+        write.join(30)
+    assert finished_while_held, "marking the device seen waited for the open transaction"
+    assert events_of(ingest_db, device) == ["online"]
