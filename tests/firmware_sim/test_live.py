@@ -269,11 +269,11 @@ def test_cli_run(tmp_path: Path, mosquitto: Any, topic_root: str) -> None:
 
     from firmware_sim.cli import app
 
-    faults = tmp_path / "faults.json"
-    faults.write_text('{"malformed": 1, "reboot": 1}')
     collector = Collector(mosquitto.url, f"{topic_root}/cli")
     try:
-        result = CliRunner().invoke(app, _cli_run_args(mosquitto.url, tmp_path, topic_root, faults))
+        result = CliRunner().invoke(
+            app, _cli_run_args(mosquitto.url, tmp_path, topic_root, '{"malformed": 1, "reboot": 1}')
+        )
         collector.settle()
     finally:
         collector.close()
@@ -299,9 +299,7 @@ def test_cli_run_says_what_the_broker_did_not_take(
 
     from firmware_sim.cli import app
 
-    faults = tmp_path / "faults.json"
-    faults.write_text("{}")
-    args = _cli_run_args(mosquitto.url, tmp_path, f"{topic_root}/nobody", faults)
+    args = _cli_run_args(mosquitto.url, tmp_path, f"{topic_root}/nobody")
     result = CliRunner().invoke(app, [*args, "--flush-timeout", "1"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -319,9 +317,7 @@ def test_cli_run_stops_within_seconds_on_sigterm_and_says_what_stays_queued(
     import subprocess
     import sys
 
-    faults = tmp_path / "faults.json"
-    faults.write_text("{}")
-    args = _cli_run_args(mosquitto.url, tmp_path, topic_root, faults)
+    args = _cli_run_args(mosquitto.url, tmp_path, topic_root)
     args[args.index("--speed") + 1] = "60"  # a simulated day: 24 minutes of wall time
     args[args.index("--duration") + 1] = "1d"
     collector = Collector(mosquitto.url, f"{topic_root}/cli")
@@ -353,7 +349,10 @@ def test_cli_run_stops_within_seconds_on_sigterm_and_says_what_stays_queued(
     assert "goes out on the next run with the same --queue-dir" in text
 
 
-def _cli_run_args(url: str, tmp_path: Path, topic_root: str, faults: Path) -> list[str]:
+def _cli_run_args(url: str, tmp_path: Path, topic_root: str, faults: str = "{}") -> list[str]:
+    """``sim run`` of 3 devices over 30 simulated minutes at full speed, with ``faults``."""
+    faults_file = tmp_path / "faults.json"
+    faults_file.write_text(faults)
     return [
         "run",
         "--broker",
@@ -373,7 +372,7 @@ def _cli_run_args(url: str, tmp_path: Path, topic_root: str, faults: Path) -> li
         "--topic-root",
         f"{topic_root}/cli",
         "--faults",
-        str(faults),
+        str(faults_file),
     ]
 
 
