@@ -318,18 +318,20 @@ class SimulatedFleetStep:
     @staticmethod
     def _settle(worker: IngestWorker, quiet_s: float = 1.5, limit_s: float = 20.0) -> None:
         """Wait until the worker has written every reading, usage record and event the
-        broker delivers. State reports are not watched: a gateway keeps sending its own
-        (every second in the demo) after the devices have stopped."""
+        broker delivers: none arrived for ``quiet_s`` and its window is empty. State
+        reports are not watched: a gateway keeps sending its own (every second in the
+        demo) after the devices have stopped, and one of them in the window only delays
+        the return until it is written."""
         deadline = time.monotonic() + limit_s
         last, quiet_since = -1.0, time.monotonic()
         received = worker.metrics.messages_received
         while time.monotonic() < deadline:
             seen = sum(received.value(channel) for channel in _DATA_CHANNELS)
-            if seen != last or worker.window.held:
+            if seen != last:
                 last, quiet_since = seen, time.monotonic()
-            elif time.monotonic() - quiet_since >= quiet_s:
+            elif time.monotonic() - quiet_since >= quiet_s and not worker.window.held:
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     def _report(self, console: Console, worker: IngestWorker, stop: threading.Event) -> None:
         assert self.every_s is not None

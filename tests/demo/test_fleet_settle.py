@@ -23,8 +23,13 @@ class _Worker:
 
 
 def _publish(worker: _Worker, channel: str, every_s: float, stop: threading.Event) -> None:
+    """Messages on ``channel``; a state report sits in ingest's window for 80 ms."""
     while not stop.wait(every_s):
         worker.metrics.messages_received.inc(1, channel)
+        if channel == "state":
+            worker.window.held += 1
+            time.sleep(0.08)
+            worker.window.held -= 1
 
 
 def _settle_seconds(worker: _Worker, telemetry_for_s: float) -> float:
@@ -59,3 +64,12 @@ def test_the_finish_waits_while_readings_still_arrive() -> None:
     elapsed = _settle_seconds(worker, telemetry_for_s=3.0)
     assert elapsed >= 3.9
     assert worker.metrics.messages_received.value("telemetry") >= 40
+
+
+def test_the_finish_waits_until_the_window_is_written() -> None:
+    worker = _Worker()
+    worker.window.held = 5  # received, not yet written
+    threading.Timer(2.5, lambda: setattr(worker.window, "held", 0)).start()
+    started = time.monotonic()
+    SimulatedFleetStep._settle(cast(Any, worker), quiet_s=1.0, limit_s=15.0)
+    assert 2.4 <= time.monotonic() - started < 3.5
