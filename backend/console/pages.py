@@ -31,6 +31,7 @@ from backend.console.session import (
     principal_of,
     set_session,
 )
+from backend.console.signals import describe_contribution, signal_label, signal_name
 
 BASE = "/console"
 _HERE = Path(__file__).parent
@@ -81,25 +82,6 @@ def _back(path: str, message: str) -> RedirectResponse:
 
 def _not_found(request: Request, principal: Principal, key: str, what: str) -> HTMLResponse:
     return _render(request, "base.html", principal, key, 404, error=f"No such {what}.")
-
-
-def describe_contribution(item: Any) -> str:
-    """One line of a prediction's reasons, whatever shape the scorer stored."""
-    if not isinstance(item, dict):
-        return str(item)
-    name = str(
-        item.get("signal") or item.get("metric") or item.get("feature") or item.get("name") or "?"
-    )
-    parts = [name.replace("_", " ")]
-    for key in ("direction", "detail", "description"):
-        if item.get(key):
-            parts.append(str(item[key]))
-    for key in ("contribution", "weight", "importance", "shap", "value"):
-        value = item.get(key)
-        if isinstance(value, int | float):
-            parts.append(f"{key} {value:+.3g}")
-            break
-    return ", ".join(parts)
 
 
 @router.get("/static/console.css")
@@ -167,14 +149,13 @@ def ticket_page(request: Request, conn: DbConnection, ticket_id: int) -> Respons
         return _not_found(request, principal, key, "ticket")
     prediction = queries.prediction(conn, row["prediction_id"], row["device_id"])
     contributions = prediction["contributions"] if prediction else []
-    series = queries.sensor_series(
-        conn,
-        row["device_id"],
-        queries.contributing_signals(contributions),
-        end=datetime.now(UTC),
-    )
+    signals = queries.contributing_signals(contributions)
+    units = queries.metric_units(conn, signals)
+    series = queries.sensor_series(conn, row["device_id"], signals, end=datetime.now(UTC))
     chart = (
-        sensor_with_risk_svg(series.metric, series.unit, series.sensor, series.risk)
+        sensor_with_risk_svg(
+            signal_name(series.metric, series.unit), series.unit, series.sensor, series.risk
+        )
         if series is not None
         else ""
     )
@@ -185,11 +166,12 @@ def ticket_page(request: Request, conn: DbConnection, ticket_id: int) -> Respons
         key,
         t=row,
         p=prediction,
-        reasons=[describe_contribution(item) for item in contributions or []][:5],
+        reasons=[describe_contribution(item, units) for item in contributions or []][:5],
         other_modes=queries.other_likely_modes(
             prediction["mode_probabilities"] if prediction else None, row["failure_mode"]
         ),
         series=series,
+        series_label=signal_label(series.metric, series.unit) if series else "",
         chart=chart,
         events=queries.ticket_events(conn, ticket_id),
         can_act=queries.can_act_on_tickets(principal),

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from backend.api.auth import Principal
 from backend.api.scoping import account_condition, ticket_condition
 from backend.console.charts import Point
+from backend.console.signals import signal_of
 from backend.storage.migrator import dialect_of
 from backend.storage.rollup_queries import raw_buckets
 
@@ -183,17 +184,16 @@ def other_likely_modes(
 
 def contributing_signals(contributions: Any) -> list[str]:
     """Signal names of a prediction's contributions, strongest first, in whatever form stored."""
-    names: list[str] = []
-    for item in contributions or []:
-        if isinstance(item, dict):
-            name = (
-                item.get("signal") or item.get("metric") or item.get("feature") or item.get("name")
-            )
-        else:
-            name = item
-        if isinstance(name, str):
-            names.append(name.split("__", 1)[0])
-    return names
+    names = (signal_of(item) for item in contributions or [])
+    return [name for name in names if name is not None]
+
+
+def metric_units(conn: Connection, names: list[str]) -> dict[str, str]:
+    """The unit of each of ``names`` known to the metric catalogue (``""`` when unitless)."""
+    if not names:
+        return {}
+    rows = conn.execute("SELECT name, unit FROM metrics WHERE name = ANY(%s)", (names,))
+    return {str(name): str(unit) for name, unit in rows}
 
 
 def sensor_series(

@@ -103,7 +103,13 @@ def _seed(conn: psycopg.Connection[Any]) -> ConsoleWorld:
                 device_id,
                 now - timedelta(days=7),
                 now,
-                Jsonb([{"signal": "vibration_rms_mm_s", "contribution": 0.42}]),
+                # as the scoring worker writes them (models.explain.Contribution)
+                Jsonb(
+                    [
+                        {"signal": "vibration_rms_mm_s", "effect": 0.42},
+                        {"signal": "bearing_temp_c", "effect": -0.031},
+                    ]
+                ),
                 Jsonb({"bearing_wear": 0.88, "seal_leak": 0.21, "strainer_clog": 0.02}),
             ),
         )

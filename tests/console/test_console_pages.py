@@ -51,7 +51,11 @@ def test_a_field_user_sees_only_the_tickets_of_their_region(
     page = client.get(f"/console/tickets/{console_world.tickets['north']}")
     assert page.status_code == 200
     assert "Replace the drive-end bearing" in page.text
-    assert "<svg" in page.text and "vibration_rms_mm_s" in page.text
+    assert "<svg" in page.text and "━ vibration rms (mm/s)</span>" in page.text  # legend
+    assert "<li>vibration rms (mm/s): raises the failure risk by 42 percentage points</li>" in (
+        page.text
+    )
+    assert "<li>bearing temp (°C): lowers the failure risk by 3 percentage points</li>" in page.text
     # the runner-up mode, not the ticket's own nor one under 5 %
     assert '<p id="other-modes">Also possible: seal leak 21 %.</p>' in page.text
     hidden = client.get(f"/console/tickets/{console_world.tickets['south']}")
