@@ -7,9 +7,9 @@ runs as ``python -m firmware_sim``.
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -19,6 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from firmware_sim.config import SimConfig
 from firmware_sim.durations import parse_duration
 from firmware_sim.errors import SimError
+
+if TYPE_CHECKING:
+    from firmware_sim.faults import FaultSpec
 
 app = typer.Typer(
     name="sim",
@@ -40,8 +43,50 @@ def _config(**values: object) -> SimConfig:
     try:
         return SimConfig.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise typer.BadParameter("\n" + "\n".join(lines)) from None
+        raise typer.BadParameter("\n" + _validation_lines(exc)) from None
+
+
+def _validation_lines(exc: ValidationError) -> str:
+    """One indented line per error: ``  field: message``."""
+    return "\n".join(
+        f"  {'.'.join(str(p) for p in e['loc']) or '(whole input)'}: {e['msg']}"
+        for e in exc.errors()
+    )
+
+
+def _span(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except SimError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--duration") from None
+
+
+def _start_day(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a day (YYYY-MM-DD)", param_hint="--start"
+        ) from None
+
+
+def _fault_plan(path: Path | None) -> FaultSpec:
+    from firmware_sim.faults import FaultSpec
+
+    if path is None:
+        return FaultSpec()
+    try:
+        return FaultSpec.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot read {path}: {exc.strerror}", param_hint="--faults"
+        ) from None
+    except ValidationError as exc:
+        raise typer.BadParameter(
+            f"{path} is not a fault plan:\n{_validation_lines(exc)}", param_hint="--faults"
+        ) from None
 
 
 def _progress(console: Console) -> Progress:
@@ -93,7 +138,7 @@ def generate_cmd(
         days=days,
         accounts=accounts,
         seed=seed,
-        start=date.fromisoformat(start) if start else None,
+        start=_start_day(start),
         interval_s=interval_s,
         wear_acceleration=wear_acceleration,
     )
@@ -181,11 +226,11 @@ def run_cmd(
     ] = 60.0,
 ) -> None:
     """Drive DEVICES through the device SDK in real or accelerated time."""
-    from firmware_sim.faults import FaultSpec
+    from device_sdk import SdkError
     from firmware_sim.live import LiveOptions, run_live
     from fleetcare.cli.waiting import stop_signals_interrupt
 
-    span = parse_duration(duration)
+    span = _span(duration)
     try:
         index, count = (int(x) for x in shard.split("/"))
     except ValueError:
@@ -198,11 +243,11 @@ def run_cmd(
         days=days,
         accounts=accounts,
         seed=seed,
-        start=date.fromisoformat(start) if start else None,
+        start=_start_day(start),
         interval_s=interval_s,
         wear_acceleration=wear_acceleration,
     )
-    spec = FaultSpec.model_validate_json(faults.read_text()) if faults else FaultSpec()
+    spec = _fault_plan(faults)
     options = LiveOptions(
         broker_urls=tuple(broker),
         queue_dir=queue_dir,
@@ -227,7 +272,7 @@ def run_cmd(
         try:
             with stop_signals_interrupt():
                 report = run_live(config, options, progress=on_step)
-        except SimError as exc:
+        except (SimError, SdkError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
