@@ -235,7 +235,7 @@ def evaluate(
 
     with _reported():
         reg = _registry(registry)
-        entry = reg.get(name, version) if version else (reg.champion(name) or reg.list(name)[-1])
+        entry = reg.get(name, version) if version else reg.default(name)
         metrics = evaluate_registered(
             entry, reg.manifest(entry.name, entry.version), data, _settings()
         )

@@ -85,9 +85,15 @@ class FileRegistry:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "status.json").is_file())
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if _NAME.match(p.name) and (p / "status.json").is_file()
+        )
 
     def _statuses(self, name: str) -> dict[str, StatusRecord]:
+        if not _NAME.match(name):
+            raise RegistryError(f"invalid model name {name!r}")
         path = self.root / name / "status.json"
         if not path.is_file():
             return {}
@@ -118,13 +124,35 @@ class FileRegistry:
         return sorted(out, key=lambda e: (e.name, e.created_at, e.version))
 
     def get(self, name: str, version: str) -> ModelEntry:
-        record = self._statuses(name).get(version)
+        statuses = self._statuses(name)
+        if not statuses:
+            raise RegistryError(self._unknown(name))
+        record = statuses.get(version)
         if record is None:
-            raise RegistryError(f"no version {version!r} of model {name!r} in {self.root}")
+            raise RegistryError(
+                f"no version {version!r} of model {name!r} in {self.root} "
+                f"(it has {', '.join(statuses)})"
+            )
         return self._entry(name, version, record)
 
     def champion(self, name: str) -> ModelEntry | None:
         return next((e for e in self.list(name) if e.status == "champion"), None)
+
+    def default(self, name: str) -> ModelEntry:
+        """The champion of ``name``, else its newest version.
+
+        Raises:
+            RegistryError: no version of ``name`` is registered.
+        """
+        entries = self.list(name)
+        if not entries:
+            raise RegistryError(self._unknown(name))
+        return next((e for e in entries if e.status == "champion"), entries[-1])
+
+    def _unknown(self, name: str) -> str:
+        names = self.names()
+        known = f"registered: {', '.join(names)}" if names else "nothing is registered there"
+        return f"no model {name!r} in {self.root}; {known}"
 
     def manifest(self, name: str, version: str) -> Manifest:
         return read_manifest(self.get(name, version).directory)
@@ -181,6 +209,7 @@ class FileRegistry:
     def promote(self, name: str, version: str) -> ModelEntry:
         """Make ``version`` the champion; the previous champion is retired."""
         now = datetime.now(UTC)
+        self.get(name, version)  # a clear error, before any folder is made for a wrong name
         with self._locked(name) as statuses:
             record = statuses.get(version)
             if record is None:
@@ -196,6 +225,7 @@ class FileRegistry:
         return self.get(name, version)
 
     def retire(self, name: str, version: str) -> ModelEntry:
+        self.get(name, version)  # a clear error, before any folder is made for a wrong name
         with self._locked(name) as statuses:
             record = statuses.get(version)
             if record is None:

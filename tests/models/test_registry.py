@@ -73,3 +73,36 @@ def test_manifest_of_another_schema_version_is_refused(tmp_path: Path) -> None:
     (folder / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ManifestError, match="schema version 99"):
         read_manifest(folder)
+
+
+def test_the_default_version_is_the_champion_else_the_newest(tmp_path: Path) -> None:
+    registry = FileRegistry(tmp_path / "reg")
+    for version in ("v1", "v2"):
+        registry.register(make_version(tmp_path / version, version=version))
+    assert registry.default("pump-rul").version == "v2"
+    registry.promote("pump-rul", "v1")
+    assert registry.default("pump-rul").version == "v1"
+
+
+def test_unknown_and_hostile_names_are_clear_errors_that_create_nothing(tmp_path: Path) -> None:
+    registry = FileRegistry(tmp_path / "reg")
+    with pytest.raises(RegistryError, match="nothing is registered there"):
+        registry.default("pump-rul")
+    registry.register(make_version(tmp_path / "v1"))
+    for call in (
+        lambda: registry.default("nosuch"),
+        lambda: registry.get("nosuch", "v1"),
+        lambda: registry.promote("nosuch", "v1"),
+        lambda: registry.retire("nosuch", "v1"),
+    ):
+        with pytest.raises(RegistryError, match=r"no model 'nosuch' .*; registered: pump-rul"):
+            call()
+    with pytest.raises(RegistryError, match=r"no version 'v9' .*\(it has v1\)"):
+        registry.get("pump-rul", "v9")
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "status.json").write_text("{}")
+    for name in ("../secret", "/etc", "Pump-RUL"):
+        with pytest.raises(RegistryError, match="invalid model name"):
+            registry.default(name)
+    assert sorted(p.name for p in (tmp_path / "reg").iterdir()) == ["pump-rul"]
+    assert registry.names() == ["pump-rul"]
