@@ -40,10 +40,27 @@ def _expected() -> dict[str, str]:
     return {file_name(d): render_json(d) for d in all_dashboards()}
 
 
+def _generated_here(directory: Path) -> set[str]:
+    """Names of the JSON files in ``directory`` that are fleetcare dashboards (a uid starting
+    with ``fleetcare-``): the only files regeneration may remove. Other JSON files (a
+    ``--out`` pointed at a folder of the user's) are left alone."""
+    if not directory.is_dir():
+        return set()
+    names = set()
+    for path in directory.glob("*.json"):
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(content, dict) and str(content.get("uid", "")).startswith("fleetcare-"):
+            names.add(path.name)
+    return names
+
+
 def stale_files(directory: Path = GENERATED_DIR) -> list[str]:
     """Files that regeneration would change, add or remove (empty: up to date)."""
     expected = _expected()
-    present = {p.name for p in directory.glob("*.json")} if directory.is_dir() else set()
+    present = _generated_here(directory)
     stale = sorted(present - set(expected))
     for name, content in expected.items():
         path = directory / name
@@ -53,12 +70,12 @@ def stale_files(directory: Path = GENERATED_DIR) -> list[str]:
 
 
 def build(directory: Path = GENERATED_DIR) -> list[Path]:
-    """Write every dashboard's JSON into ``directory``, removing files of no dashboard."""
+    """Write every dashboard's JSON into ``directory``, removing generated dashboards that
+    fleetcare no longer ships."""
     directory.mkdir(parents=True, exist_ok=True)
     expected = _expected()
-    for path in directory.glob("*.json"):
-        if path.name not in expected:
-            path.unlink()
+    for name in _generated_here(directory) - set(expected):
+        (directory / name).unlink()
     written = []
     for name, content in expected.items():
         path = directory / name

@@ -41,7 +41,12 @@ def build(
             raise typer.Exit(1)
         say(stdout_console(), f"{directory}: up to date")
         return
-    for path in build_files(directory):
+    try:
+        written = build_files(directory)
+    except OSError as exc:
+        say(stderr_console(), f"error: cannot write {directory}: {exc.strerror}", "red")
+        raise typer.Exit(1) from None
+    for path in written:
         say(stdout_console(), str(path))
 
 

@@ -43,10 +43,31 @@ def test_build_check_fails_on_a_stale_directory(tmp_path: Path) -> None:
     assert runner.invoke(app, check).exit_code == 0
     victim = tmp_path / file_name(all_dashboards()[0])
     victim.write_text(victim.read_text().replace('"timeseries"', '"graph"', 1))
-    (tmp_path / "orphan.json").write_text("{}")
+    (tmp_path / "orphan.json").write_text('{"uid": "fleetcare-retired"}')  # no longer shipped
+    (tmp_path / "notes.json").write_text("{}")  # not a dashboard of ours
     result = runner.invoke(app, check)
     assert result.exit_code == 1
     assert victim.name in result.output and "orphan.json" in result.output
+    assert "notes.json" not in result.output
+
+
+def test_build_removes_retired_dashboards_but_no_other_file(tmp_path: Path) -> None:
+    (tmp_path / "retired.json").write_text('{"uid": "fleetcare-retired", "panels": []}')
+    users = {"notes.json": '{"uid": "theirs"}', "list.json": "[1, 2]", "broken.json": "{"}
+    for name, text in users.items():
+        (tmp_path / name).write_text(text)
+    build(tmp_path)
+    assert not (tmp_path / "retired.json").exists()
+    assert {name: (tmp_path / name).read_text() for name in users} == users
+    assert {p.name for p in tmp_path.iterdir()} == set(_committed()) | set(users)
+
+
+def test_build_into_a_folder_it_cannot_write_is_one_error_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(build_app(), ["dashboards", "build", "--out", str(blocker / "x")])
+    assert result.exit_code == 1
+    assert "error: cannot write" in result.output and "Traceback" not in result.output
 
 
 def test_the_schema_version_is_the_one_of_the_pinned_grafana_image() -> None:
