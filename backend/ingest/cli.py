@@ -16,7 +16,7 @@ from rich.table import Table
 
 from backend.ingest.errors import NotMigratedError
 from backend.ingest.settings import IngestSettings
-from fleetcare.cli.state import backend_settings, cli_state, say, stdout_console
+from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console, stdout_console
 from fleetcare.config import load_settings
 from fleetcare.redact import redact_url
 
@@ -225,11 +225,17 @@ def dlq_replay(
     ] = False,
 ) -> None:
     """Run dead letters through the checks and the writer again; mark each with its result."""
-    from backend.ingest.dlq import replay_dead_letters
+    from backend.ingest.dlq import missing_dead_letters, replay_dead_letters
 
     if not dead_letter_id and reason is None and not all_pending:
         raise typer.BadParameter("choose what to replay: --id N, --reason R or --all")
     settings = backend_settings(ctx)
+    if dead_letter_id:
+        missing = missing_dead_letters(_database_url(settings), list(dead_letter_id))
+        if missing:
+            say(stderr_console(), f"no dead letter with id {', '.join(map(str, missing))}", "red")
+            if len(missing) == len(set(dead_letter_id)):
+                raise typer.Exit(1)
     report = replay_dead_letters(
         _database_url(settings),
         settings.topic_root,

@@ -64,6 +64,14 @@ def count_dead_letters(database_url: str) -> dict[str, int]:
     return {str(r): int(str(n)) for r, n in rows}
 
 
+def missing_dead_letters(database_url: str, ids: list[int]) -> list[int]:
+    """Those of ``ids`` that name no dead letter."""
+    with connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT id FROM dead_letters WHERE id = ANY(%s)", (ids,)).fetchall()
+    found = {int(str(row[0])) for row in rows}
+    return sorted(set(ids) - found)
+
+
 @dataclass(frozen=True)
 class ReplayReport:
     """What a replay did."""

@@ -89,3 +89,10 @@ def test_list_then_replay_after_registering_the_device(
 def test_replay_needs_a_choice(cli_env: dict[str, str]) -> None:
     result = CliRunner().invoke(app, ["dlq", "replay"])
     assert result.exit_code != 0
+
+
+def test_replaying_an_id_that_names_no_dead_letter_says_so(cli_env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["dlq", "replay", "--id", "987654321"])
+    assert result.exit_code == 1
+    assert "no dead letter with id 987654321" in result.output
+    assert "replayed" not in result.output
