@@ -55,7 +55,8 @@ def describe_contribution(item: Any, units: Mapping[str, str]) -> str:
         if points < 0.5:
             return f"{label}: barely moves the failure risk"
         verb = "raises" if effect > 0 else "lowers"
-        return f"{label}: {verb} the failure risk by {points:.0f} percentage points"
+        unit = "percentage point" if round(points) == 1 else "percentage points"
+        return f"{label}: {verb} the failure risk by {points:.0f} {unit}"
     parts = [label, *(str(item[key]) for key in _TEXT_KEYS if item.get(key))]
     for key in _FIGURE_KEYS:
         value = item.get(key)

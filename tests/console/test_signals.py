@@ -42,11 +42,13 @@ def test_what_the_scorer_stores_is_said_in_percentage_points() -> None:
         Contribution(signal="inlet_filter_dp_mbar", effect=0.314).model_dump(),
         Contribution(signal="ambient_temp_c", effect=-0.12).model_dump(),
         Contribution(signal="speed_rpm", effect=0.001).model_dump(),
+        Contribution(signal="speed_rpm", effect=0.012).model_dump(),
     ]
     assert [describe_contribution(item, units) for item in stored] == [
         "inlet filter dp (mbar): raises the failure risk by 31 percentage points",
         "ambient temp c: lowers the failure risk by 12 percentage points",
         "speed rpm: barely moves the failure risk",
+        "speed rpm: raises the failure risk by 1 percentage point",
     ]
 
 
