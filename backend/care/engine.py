@@ -180,8 +180,8 @@ class CareEngine:
                         {
                             "rule": "fleet_risk",
                             "rule_version": rule.version,
-                            "text": f"{at_risk} devices of the account at risk"
-                            f" (limit {definition.min_devices})",
+                            "text": f"{at_risk} devices at risk of failure (the rule alerts"
+                            f" from {definition.min_devices})",
                             "devices_at_risk": at_risk,
                         },
                     ),

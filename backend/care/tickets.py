@@ -110,8 +110,9 @@ def _notify_csm(
     if ctx.account_id is None or ticket["priority"] > rule.definition.notify_csm_max_priority:
         return
     reason = {
-        "text": f"device {ctx.device_external_id}: {ctx.failure_mode} risk"
-        f" {ticket['failure_risk']:.2f}, ticket {ticket['id']} priority {ticket['priority']}",
+        "text": f"{ctx.device_external_id} may fail from {ctx.failure_mode.replace('_', ' ')}"
+        f" (risk {ticket['failure_risk'] * 100:.0f} %); ticket #{ticket['id']},"
+        f" P{ticket['priority']}",
         "ticket_id": ticket["id"],
         "device_id": ctx.device_id,
         "device": ctx.device_external_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -52,6 +53,12 @@ def test_risk_over_threshold_opens_a_ticket_with_everything_field_service_needs(
     # priority <= 2: the CSM gets an alert linked to the same need
     alert = conn.execute("SELECT kind, need_id, dedup_key, csm_user_id FROM alerts").fetchall()
     assert alert == [("device_risk", ticket.need_id, ticket.dedup_key, fleet.csm_ids[0])]
+    external_id = scalar(conn, "SELECT external_id FROM devices WHERE id = %s", device)
+    text = scalar(conn, "SELECT reasons->0->>'text' FROM alerts")
+    assert text == (
+        f"{external_id} may fail from bearing wear (risk 82 %); ticket #{ticket_id},"
+        f" P{ticket.priority}"
+    )
     [event] = ticket_events(conn, ticket_id)
     assert event.to_status == "open" and "threshold 0.70" in (event.note or "")
 
@@ -285,6 +292,8 @@ def test_site_wide_storm_becomes_one_incident(
     assert "4 devices of site" in summary and "drive_fault" in summary
     # the CSM hears about the fleet once, not 40 times
     assert scalar(conn, "SELECT count(*) FROM alerts WHERE kind = 'fleet_risk'") == 1
+    fleet_text = scalar(conn, "SELECT reasons->0->>'text' FROM alerts WHERE kind = 'fleet_risk'")
+    assert re.fullmatch(r"\d+ devices at risk of failure \(the rule alerts from \d+\)", fleet_text)
     assert (
         scalar(conn, "SELECT count(*) FROM notification_outbox WHERE event = 'incident.opened'")
         == 0
