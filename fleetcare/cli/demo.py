@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fleetcare.cli.state import backend_settings, say, stdout_console
+from fleetcare.cli.state import backend_settings, say, stderr_console, stdout_console
 from fleetcare.embedded.stack import ServiceStack
 from fleetcare.redact import redact_url
 
@@ -192,6 +192,7 @@ def demo(
     """Run fleetcare end to end on this machine (embedded services unless configured)."""
     from backend.ingest.demo_fleet import SimFleetPlan
     from fleetcare.demo.model_step import MIN_SCORED_RUN_S, TrainingPlan
+    from fleetcare.demo.single_run import DemoAlreadyRunningError, only_demo_in
 
     if accounts > devices:
         raise typer.BadParameter("at most one account per device", param_hint="--accounts")
@@ -210,6 +211,11 @@ def demo(
     started = time.monotonic()
     done: list[str] = []
     with ExitStack() as resources:
+        try:
+            resources.enter_context(only_demo_in(settings.data_dir))
+        except DemoAlreadyRunningError as exc:
+            say(stderr_console(), f"error: {exc}", "red")
+            raise typer.Exit(1) from None
         run = DemoRun(settings=settings, console=console, duration_s=duration, resources=resources)
         steps = default_steps(plan, training)
         try:
