@@ -134,12 +134,22 @@ def users_create(
     ] = False,
 ) -> None:
     """Create a user; prints its id (and with --with-key, a key shown only this once)."""
+    from pydantic import ValidationError
+
     from backend.api.auth import ROLES, create_api_key, create_user
+    from backend.api.routes.users import UserCreate
 
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
+    try:  # the same rules as POST /users
+        user = UserCreate(name=name, role=role, email=email, region=region, team=team)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter(problems) from None
     with _connection(ctx) as conn:
-        user_id = create_user(conn, name, role, email=email, region=region, team=team)
+        user_id = create_user(
+            conn, user.name, user.role, email=user.email, region=user.region, team=user.team
+        )
         key = create_api_key(conn, user_id, "cli") if with_key else None
     console = stdout_console()
     say(console, f"user {user_id} ({role})")

@@ -59,6 +59,18 @@ def test_users_and_keys_from_the_cli(api_database_url: str, client: TestClient) 
         build_app(), ["api", "users", "create", "--name", "X", "--role", "root"], env=env
     )
     assert bad_role.exit_code == 2
+    with psycopg.connect(api_database_url) as conn:
+        users_before = conn.execute("SELECT count(*) FROM users").fetchone()
+    for bad, says in (
+        (["--name", "", "--role", "csm"], "--name: String should have at least 1 character"),
+        (["--name", "X", "--role", "csm", "--email", "nope"], "--email: String should match"),
+        (["--name", "X\x00", "--role", "csm"], "--name: String should match"),
+    ):
+        refused = runner.invoke(build_app(), ["api", "users", "create", *bad], env=env)
+        assert refused.exit_code == 2
+        assert says in " ".join(refused.output.replace("│", " ").split())
+    with psycopg.connect(api_database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == users_before
     missing = runner.invoke(build_app(), ["api", "keys", "create", "--user", "9999"], env=env)
     assert missing.exit_code == 2
     revoked = runner.invoke(
