@@ -67,15 +67,22 @@ def read_rows(path: Path) -> list[tuple[int, Any]]:
             raise ImportFileError(f"{path}: expected a JSON list of records")
         return list(enumerate(data, start=1))
     if suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if not reader.fieldnames:
-            raise ImportFileError(f"{path} has no header row")
+        # strict: a quote left open would otherwise swallow the rest of the file into one
+        # value and import it as a single row.
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         rows: list[tuple[int, Any]] = []
-        for number, row in enumerate(reader, start=2):
-            if None in row:
-                rows.append((number, {"__error__": "more values than header columns"}))
-            else:
-                rows.append((number, row))
+        try:
+            if not reader.fieldnames:
+                raise ImportFileError(f"{path} has no header row")
+            for number, row in enumerate(reader, start=2):
+                if None in row:
+                    rows.append((number, {"__error__": "more values than header columns"}))
+                else:
+                    rows.append((number, row))
+        except csv.Error as exc:
+            raise ImportFileError(
+                f"{path} is not valid CSV near line {reader.line_num + 1}: {exc}; nothing imported"
+            ) from None
         return rows
     raise ImportFileError(f"{path}: unknown format {suffix!r} (use .csv or .json)")
 
