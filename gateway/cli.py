@@ -38,9 +38,27 @@ def _load(path: Path) -> GatewayConfig:
 
 
 @app.command("check")
-def check(config_file: ConfigFile) -> None:
-    """Validate a configuration file and summarise it."""
+def check(
+    config_file: ConfigFile,
+    syntax_only: Annotated[
+        bool,
+        typer.Option(
+            "--syntax-only",
+            help="check the file alone, not the files, model and data directory it names "
+            "(a configuration written for another machine)",
+        ),
+    ] = False,
+) -> None:
+    """Validate a configuration file, the files it names and its model; summarise it."""
+    from gateway.preflight import preflight_problems
+
     config = _load(config_file)
+    problems = [] if syntax_only else preflight_problems(config)
+    if problems:
+        typer.secho(f"error: the gateway would not start ({config_file})", fg="red", err=True)
+        for key, message in problems:
+            typer.secho(f"  {key}: {message}", fg="red", err=True)
+        raise typer.Exit(2)
     typer.echo(
         f"ok: gateway {config.gateway_id}, uplink {config.uplink.url}, "
         f"local {'none' if config.local is None else config.local.url}, "

@@ -66,6 +66,32 @@ class _DeviceWindow:
         self.alerting = False
 
 
+def load_scorer(config: InferenceConfig) -> SequenceScorer:
+    """The model of ``config``, checked against what the configuration gives it.
+
+    Raises:
+        GatewayConfigError: the model cannot be loaded or needs data the configuration lacks.
+    """
+    try:
+        scorer = SequenceScorer(config.model_dir)
+    except (ManifestError, OSError, ValueError) as exc:
+        raise GatewayConfigError(
+            "inference.model_dir", [("inference.model_dir", str(exc))]
+        ) from None
+    window = scorer.manifest.window
+    if window is None:
+        raise GatewayConfigError(
+            "inference.model_dir",
+            [("inference.model_dir", f"model {scorer.manifest.name} is not a sequence model")],
+        )
+    if window.age_scale is not None and config.age_metric is None:
+        raise GatewayConfigError(
+            "inference",
+            [("inference.age_metric", f"model {scorer.manifest.name} needs the readings' age")],
+        )
+    return scorer
+
+
 class EdgeInference:
     """Raises:
     GatewayConfigError: the model cannot be loaded or needs data the configuration lacks.
@@ -78,19 +104,9 @@ class EdgeInference:
         metrics: GatewayMetrics,
         publish_local: Callable[[bytes], None] | None = None,
     ) -> None:
-        try:
-            self.scorer = SequenceScorer(config.model_dir)
-        except (ManifestError, OSError, ValueError) as exc:
-            raise GatewayConfigError(
-                "inference.model_dir", [("inference.model_dir", str(exc))]
-            ) from None
+        self.scorer = load_scorer(config)
         manifest = self.scorer.manifest
         assert manifest.window is not None
-        if manifest.window.age_scale is not None and config.age_metric is None:
-            raise GatewayConfigError(
-                "inference",
-                [("inference.age_metric", f"model {manifest.name} needs the readings' age")],
-            )
         self.config = config
         self.store = store
         self.metrics = metrics

@@ -67,8 +67,40 @@ def test_cli_check_refuses_a_bad_register_map_with_the_key(tmp_path: Path) -> No
     assert "site.modbus[0].registers[0].type: Input should be 'holding' or 'input'" in (
         result.output
     )
-    good = runner.invoke(build_app(), ["gateway", "check", "--config", str(EXAMPLE)])
+    example = ["gateway", "check", "--syntax-only", "--config", str(EXAMPLE)]
+    good = runner.invoke(build_app(), example)
     assert good.exit_code == 0 and "ok: gateway" in good.output
+
+
+def test_cli_check_finds_what_would_stop_the_gateway_on_this_machine(tmp_path: Path) -> None:
+    from tests.gateway.conftest import write_tiny_model
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    path = tmp_path / "gw.toml"
+    path.write_text(
+        f'gateway_id = "gw-1"\ndata_dir = "{blocker}/data"\n'
+        f'[uplink]\nurl = "mqtts://central:8883"\nca_file = "{tmp_path}/ca.pem"\n'
+        f'[inference]\nmodel_dir = "{tmp_path}/model"\n'
+    )
+    runner = CliRunner()
+    result = runner.invoke(build_app(), ["gateway", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert f"uplink.ca_file: {tmp_path}/ca.pem: no such file" in output
+    assert f"data_dir: {blocker} is a file, not a directory" in output
+    assert "inference.model_dir:" in output
+    syntax = runner.invoke(
+        build_app(), ["gateway", "check", "--syntax-only", "--config", str(path)]
+    )
+    assert syntax.exit_code == 0, syntax.output
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    write_tiny_model(tmp_path / "model")
+    path.write_text(path.read_text().replace(f"{blocker}/data", f"{tmp_path}/data"))
+    fixed = runner.invoke(build_app(), ["gateway", "check", "--config", str(path)])
+    assert fixed.exit_code == 0, fixed.output
+    assert "inference on" in fixed.output
+    assert not (tmp_path / "data").exists()  # a check creates nothing
 
 
 @pytest.mark.parametrize(
