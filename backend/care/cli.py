@@ -118,7 +118,10 @@ def run(
             with stop_signals_interrupt():  # SIGTERM (``fleetcare up``, the demo) as Ctrl-C
                 _loop(engine, worker, reconnect, deliver, deadline, settings.poll_interval_s)
         except KeyboardInterrupt:
-            say(stderr_console(), "stopped: a pass cut short is rolled back and runs again")
+            say(
+                stderr_console(),
+                "care engine stopped (an interrupted pass is rolled back, never half kept)",
+            )
         finally:
             reconnect.close()
 
