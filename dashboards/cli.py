@@ -84,8 +84,16 @@ def push(
     ] = True,
 ) -> None:
     """Create or update the data sources, the folder and every dashboard (idempotent)."""
+    from urllib.parse import urlsplit
+
     from dashboards.push import push as push_all
 
+    for option, value in (("--grafana-url", grafana_url), ("--prometheus-url", prometheus_url)):
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise typer.BadParameter(
+                f"{value!r} is not an http(s) URL (e.g. http://localhost:3000)", param_hint=option
+            )
     url = database_url or backend_settings(ctx).database_url
     if not url:
         raise typer.BadParameter("no database URL: pass --database-url or configure one")

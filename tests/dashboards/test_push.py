@@ -110,3 +110,18 @@ def test_an_unreachable_grafana_is_a_clear_error() -> None:
         pass  # the port is free again: nothing listens there now
     with pytest.raises(PushError, match="unreachable"):
         push(url, TOKEN, database_url=DATABASE_URL, prometheus_url=PROMETHEUS_URL, timeout_s=2)
+
+
+@pytest.mark.parametrize("option", ["--grafana-url", "--prometheus-url"])
+@pytest.mark.parametrize("value", ["notaurl", "ftp://grafana", "http://"])
+def test_a_url_that_is_not_http_is_refused_before_any_request(option: str, value: str) -> None:
+    args = {"--grafana-url": "http://localhost:3000", "--prometheus-url": "http://p:9090"}
+    args[option] = value
+    argv = [x for pair in args.items() for x in pair]
+    result = CliRunner().invoke(
+        build_app(),
+        ["dashboards", "push", *argv, "--database-url", DATABASE_URL, "--token", TOKEN],
+    )
+    assert result.exit_code == 2
+    text = " ".join(result.output.replace("│", " ").split())
+    assert f"Invalid value for {option}: '{value}' is not an http(s) URL" in text
