@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -69,8 +69,14 @@ def _reported() -> Iterator[None]:
     try:
         yield
     except ModelsError as exc:
-        Console(stderr=True, highlight=False).print(f"error: {exc}", style="bold red", markup=False)
-        raise typer.Exit(1) from None
+        _error(str(exc))
+    except OSError as exc:  # an output or work folder that cannot be made or written
+        _error(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+
+
+def _error(message: str) -> NoReturn:
+    Console(stderr=True, highlight=False).print(f"error: {message}", style="bold red", markup=False)
+    raise typer.Exit(1)
 
 
 def _announce(entry_name: str, version: str, metrics: dict[str, float]) -> None:
@@ -281,7 +287,7 @@ def benchmark_cmapss(
 @benchmark_app.command("ai4i")
 def benchmark_ai4i(
     data: DataOption = None,
-    folds: int = 5,
+    folds: Annotated[int, typer.Option(min=2, help="stratified cross-validation folds")] = 5,
     out: Annotated[Path, typer.Option(help="results (JSON)")] = Path("ai4i-benchmark.json"),
 ) -> None:
     """Stratified CV on AI4I 2020: raw columns vs physical features (ROC AUC, PR AUC, F1)."""
@@ -296,13 +302,14 @@ def benchmark_ai4i(
 
 @benchmark_app.command("sim")
 def benchmark_sim(
-    devices: Annotated[int, typer.Option(help="devices per fleet")] = 300,
-    days: Annotated[int, typer.Option(help="days of history per fleet")] = 365,
+    devices: Annotated[int, typer.Option(min=20, help="devices per fleet")] = 300,
+    days: Annotated[int, typer.Option(min=60, help="days of history per fleet")] = 365,
     train_devices: Annotated[
-        int | None, typer.Option(help="devices in the training fleet (default: --devices)")
+        int | None,
+        typer.Option(min=20, help="devices in the training fleet (default: --devices)"),
     ] = None,
     train_days: Annotated[
-        int | None, typer.Option(help="days of training history (default: --days)")
+        int | None, typer.Option(min=60, help="days of training history (default: --days)")
     ] = None,
     interval_s: Annotated[int, typer.Option(help="seconds between readings")] = 600,
     train_seed: int = 1,

@@ -98,3 +98,29 @@ def test_every_subset_layout_runs(
     predicted = saved["predicted"][0]
     assert len(predicted) == 8 and all(0 <= p <= 125 for p in predicted)
     assert saved["config"]["window"] > 19  # the 19-cycle unit was padded, not dropped
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_error_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = runner.invoke(app, ["report", "--out", str(blocker / "report")])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "Traceback" not in result.output
+    assert str(blocker) in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["benchmark", "ai4i", "--folds", "1"], "'--folds': Input should be greater than or equal to 2"),
+        (["benchmark", "sim", "--devices", "1"], "'--devices': Input should be greater than or equal to 20"),
+        (["benchmark", "sim", "--train-days", "5"], "'--train-days': Input should be greater than or equal to 60"),
+    ],
+)  # fmt: skip
+def test_sizes_that_cannot_work_are_refused_before_any_work(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 2
+    assert says in " ".join(result.output.replace("│", " ").split())
+    assert list(tmp_path.iterdir()) == []
