@@ -64,13 +64,24 @@ def choose_protocol(broker_url: str, timeout_s: float = 5.0, wait_s: float = 30.
         ServiceUnavailableError: no CONNACK for either protocol within ``wait_s``.
     """
     deadline = time.monotonic() + wait_s
+    said = False
     while True:
         try:
-            return probe_broker(broker_url, timeout_s).protocol
-        except ServiceUnavailableError:
+            protocol = probe_broker(broker_url, timeout_s).protocol
+        except ServiceUnavailableError as exc:
             if time.monotonic() >= deadline:
                 raise
+            if not said:  # a broker starting beside us is normal; silence is not
+                said = True
+                log.warning(
+                    "waiting up to %.0f s for the mqtt broker at %s (%s)",
+                    wait_s, exc.target, exc.attempts[-1] if exc.attempts else "no answer",
+                )  # fmt: skip
             time.sleep(1.0)
+        else:
+            if said:
+                log.info("the mqtt broker at %s answers (MQTT %s)", broker_url, protocol)
+            return protocol
 
 
 class Receiver:
