@@ -60,6 +60,9 @@ def score(
     )
     if settings.database_url is None:
         raise typer.BadParameter("FLEETCARE_DATABASE_URL is not set")
+    from backend.storage.connect import connect
+
+    connect(settings.database_url).close()  # unreachable: what was tried, not a traceback
     registry_dir = (
         scoring.registry_dir
         or load_settings(ModelsSettings, cli_state(ctx).config_file).registry_dir

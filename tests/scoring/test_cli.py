@@ -40,3 +40,18 @@ def test_score_without_a_database_url_is_refused(monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(build_app(), ["score", "--once"])
     assert result.exit_code != 0
     assert "FLEETCARE_DATABASE_URL" in result.output
+
+
+def test_an_unreachable_database_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("FLEETCARE_DATABASE_URL", f"postgresql://nobody@127.0.0.1:{port}/x")
+    result = CliRunner().invoke(build_app(), ["score", "--once"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert f"database unreachable at postgresql://nobody@127.0.0.1:{port}/x" in text
+    assert "hint: check that PostgreSQL runs" in text
+    assert "Traceback" not in text and "OperationalError" not in text
