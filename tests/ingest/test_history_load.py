@@ -105,3 +105,40 @@ def test_registering_the_fleet_again_forgets_its_rows_and_says_so(
     assert said[0] == "forgetting what earlier runs stored for 6 of these devices"
     assert said[1].startswith("forgotten in ") and said[1].endswith(" s")
     assert _rows(ingest_db, devices) == []
+
+
+def test_forgetting_empties_what_only_this_fleet_used_and_keeps_other_devices_rows(
+    fresh_database_url: str, root: str
+) -> None:
+    from backend.storage.catalogue import MetricSpec, ensure_device, ensure_device_model
+    from backend.storage.migrator import apply_migrations
+
+    apply_migrations(fresh_database_url)
+    register_sim_fleet(fresh_database_url, _PLAN)
+    simulation = LiveSimulation(_PLAN, "mqtt://127.0.0.1:1", root, span_s=86_400.0)
+    try:
+        days = list(simulation.history())
+        load_history(fresh_database_url, root, iter(days), oldest=simulation.history_start)
+    finally:
+        simulation.cleanup()
+    with psycopg.connect(fresh_database_url) as conn:
+        stranger = ensure_device(
+            conn, "other-1", ensure_device_model(conn, "m", "pump", [MetricSpec("x")])
+        )
+        conn.execute(
+            "INSERT INTO device_events (time, device_id, kind, severity, message) "
+            "VALUES (now(), %s, 'online', 'info', 'not of the fleet')",
+            (stranger,),
+        )
+        conn.commit()
+    counts = "SELECT (SELECT count(*) FROM telemetry), (SELECT count(*) FROM telemetry_hourly)"
+    with psycopg.connect(fresh_database_url) as conn:
+        before = conn.execute(counts).fetchone()
+    assert before is not None and before[0] > 0 and before[1] > 0
+    register_sim_fleet(fresh_database_url, _PLAN)  # forgets the first registration's rows
+    with psycopg.connect(fresh_database_url) as conn:
+        assert conn.execute(counts).fetchone() == (0, 0)
+        kept = conn.execute(
+            "SELECT message FROM device_events WHERE device_id = %s", (stranger,)
+        ).fetchall()
+    assert kept == [("not of the fleet",)]
