@@ -81,6 +81,9 @@ class DemoRunLike(Protocol):
     @property
     def duration_s(self) -> float | None: ...
 
+    @property
+    def interrupted(self) -> bool: ...
+
     def services(self) -> _Services: ...
 
     def note(self, what: str, value: str) -> None: ...
@@ -162,20 +165,11 @@ class SimulatedFleetStep:
             span_s = _OPEN_ENDED_SPAN_S
         else:
             span_s = max(1.0, wall_s - _SIM_OVERHEAD_S) * self.plan.speed
-        # A session of its own: the fleet is replayed from scratch, so messages an earlier
-        # run left queued in a persistent broker must not be delivered to this one.
-        run_id = f"{settings.client_id_prefix[:30]}-demo-{os.getpid()}-{int(time.time()) % 10**6}"
         worker = IngestWorker(
             WorkerTarget(services.database_url, services.broker_url, root),
-            settings.model_copy(
-                update={
-                    "client_id_prefix": run_id,
-                    "metrics_port": _demo_metrics_port(settings),
-                    # the span starts span_s before now: every reading of it is accepted
-                    "max_past_s": max(settings.max_past_s, span_s + _PAST_MARGIN_S),
-                }
-            ),
+            demo_ingest_settings(settings, span_s),
             subscription="plain",
+            end_session=True,
         )
         worker.start()
         self.worker = worker
@@ -200,7 +194,8 @@ class SimulatedFleetStep:
         self._finish = [
             stop.set,
             lambda: reporter.join(5) if reporter.is_alive() else None,
-            lambda: self._stop_simulation(simulation, let_finish),
+            # stopped by the user: the fleet stops now, it does not end its span first
+            lambda: self._stop_simulation(simulation, let_finish and not demo.interrupted),
             self._drain_site,
             lambda: self._settle(worker),
             lambda: self._summary(demo, worker, services.database_url),
@@ -393,6 +388,34 @@ class SimulatedFleetStep:
             ).fetchone()
         assert row is not None
         return int(str(row[0])), int(str(row[1]))
+
+
+DEMO_SESSION_EXPIRY_S = 300
+"""How long the broker keeps the demo's ingest session once the run has ended."""
+
+
+def demo_ingest_settings(settings: IngestSettings, span_s: float) -> IngestSettings:
+    """The ingest settings of one demo run.
+
+    * A session of its own: the fleet is replayed from scratch, so messages an earlier run
+      left queued in a persistent broker must not be delivered to this one.
+    * That session ends with the run (the worker ends it when it stops; should the run be
+      killed, the broker drops it :data:`DEMO_SESSION_EXPIRY_S` later). With the service's
+      default of 7 days, every earlier run's session stayed subscribed to the fleet, so
+      the broker queued each later run's readings for workers that never came back: after
+      a few runs its store held 825 MB, saving it every second stalled the broker, and
+      ingest fell 5 minutes behind (262,581 of 327,120 readings stored by the summary).
+    * Readings as old as the span are accepted (it starts ``span_s`` before now).
+    """
+    run_id = f"{settings.client_id_prefix[:30]}-demo-{os.getpid()}-{int(time.time()) % 10**6}"
+    return settings.model_copy(
+        update={
+            "client_id_prefix": run_id,
+            "session_expiry_s": DEMO_SESSION_EXPIRY_S,
+            "metrics_port": _demo_metrics_port(settings),
+            "max_past_s": max(settings.max_past_s, span_s + _PAST_MARGIN_S),
+        }
+    )
 
 
 def _demo_metrics_port(settings: IngestSettings) -> int | None:

@@ -96,6 +96,8 @@ class Receiver:
         subscription: ``shared`` (MQTT 5 only; plain on 3.1.1), ``plain`` or
             ``partitioned`` (plain filters; only ``partition``'s devices are written).
         partition: this worker's devices (``partitioned``; ``None``: all of them).
+        end_session: end the session when stopped (MQTT 5), for a worker whose session
+            must not outlive it (the demo's: nobody would ever take it over).
         retire: take over the session only to empty it: unsubscribe everything, receive
             what it holds (``session_present`` says whether there was one), and end it on
             :meth:`stop`.
@@ -113,6 +115,7 @@ class Receiver:
         subscription: SubscriptionMode = "shared",
         partition: DevicePartition | None = None,
         retire: bool = False,
+        end_session: bool = False,
         share_group: str = "fleetcare-ingest",
         session_expiry_s: int = 7 * 86_400,
         keepalive_s: int = 60,
@@ -125,6 +128,7 @@ class Receiver:
         self.protocol: Protocol = protocol
         self.shared = subscription == "shared" and protocol == "5"
         self.retire = retire
+        self.end_session = end_session or retire
         self.session_present: bool | None = None
         self.partition = partition if subscription == "partitioned" else None
         if self.partition is not None and self.partition.count == 1:
@@ -215,10 +219,10 @@ class Receiver:
 
     def stop(self) -> None:
         """Disconnect after the acknowledgements queued; the session stays on the broker,
-        unless this receiver retires it."""
+        unless this receiver retires it or was made with ``end_session`` (MQTT 5)."""
         self.window.close()
         try:
-            if self.retire and self.protocol == "5":
+            if self.end_session and self.protocol == "5":
                 props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
                 props.SessionExpiryInterval = 0
                 self._client.disconnect(properties=props)

@@ -165,11 +165,14 @@ class IngestWorker:
         metrics: IngestMetrics | None = None,
         subscription: SubscriptionMode | None = None,
         retire: bool = False,
+        end_session: bool = False,
     ) -> None:
         """``subscription``: ``None`` means as ``settings.subscription`` says for
         ``target.workers`` workers. ``retire``: write what this worker's session holds,
-        subscribe nothing, end the session on :meth:`stop` (see :func:`retire_sessions`)."""
+        subscribe nothing, end the session on :meth:`stop` (see :func:`retire_sessions`).
+        ``end_session``: end the session on :meth:`stop` (a worker nobody takes over)."""
         self.retire = retire
+        self.end_session = end_session
         self.target = target
         self.subscription: SubscriptionMode = subscription or settings.subscription_for(
             target.workers
@@ -267,6 +270,7 @@ class IngestWorker:
             protocol=protocol,
             subscription=self.subscription,
             retire=self.retire,
+            end_session=self.end_session,
             partition=(
                 DevicePartition(self.target.index, self.target.workers)
                 if self.subscription == "partitioned"

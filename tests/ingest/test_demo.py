@@ -39,6 +39,7 @@ class FakeDemo:
     stack: FakeServices
     duration_s: float | None
     facts: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
 
     def services(self) -> FakeServices:
         return self.stack
