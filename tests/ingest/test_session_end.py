@@ -4,7 +4,6 @@ for a worker that never comes back)."""
 
 from __future__ import annotations
 
-import os
 import secrets
 
 import paho.mqtt.client as mqtt
@@ -16,17 +15,10 @@ from paho.mqtt.properties import Properties
 from backend.ingest.metrics import IngestMetrics
 from backend.ingest.pending import PendingWindow
 from backend.ingest.receiver import Receiver
-from fleetcare.embedded.mosquitto import MosquittoBroker, MosquittoConfig
-from tests.fixtures.fix_mqtt import MosquittoFactory
+from fleetcare.embedded.mosquitto import MosquittoBroker
 from tests.ingest.helpers import wait_until
 
 pytestmark = [pytest.mark.services]
-
-
-@pytest.fixture
-def broker(mosquitto_factory: MosquittoFactory) -> MosquittoBroker:
-    extra = ("user root",) if os.geteuid() == 0 else ()
-    return mosquitto_factory(MosquittoConfig(extra_lines=extra))
 
 
 def _session_present(broker: MosquittoBroker, client_id: str) -> bool:
@@ -50,17 +42,17 @@ def _session_present(broker: MosquittoBroker, client_id: str) -> bool:
 
 @pytest.mark.parametrize("end_session", [False, True])
 def test_the_session_outlives_the_worker_only_when_it_should(
-    broker: MosquittoBroker, end_session: bool
+    mosquitto: MosquittoBroker, end_session: bool
 ) -> None:
     client_id = f"ingest-{secrets.token_hex(4)}"
     receiver = Receiver(
-        broker.url, "root", client_id, PendingWindow(100, 1 << 20), IngestMetrics(),
+        mosquitto.url, "root", client_id, PendingWindow(100, 1 << 20), IngestMetrics(),
         protocol="5", subscription="plain", end_session=end_session,
     )  # fmt: skip
     receiver.start()
     assert receiver.wait_connected(10)
     receiver.stop()
-    assert _session_present(broker, client_id) is (not end_session)
+    assert _session_present(mosquitto, client_id) is (not end_session)
 
 
 def test_the_demo_run_has_a_session_of_its_own_that_the_broker_drops_soon() -> None:
