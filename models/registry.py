@@ -75,6 +75,13 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _checked(name: str) -> str:
+    """``name``, if it is a model name (it becomes a folder under the registry)."""
+    if not _NAME.match(name):
+        raise RegistryError(f"invalid model name {name!r}")
+    return name
+
+
 class FileRegistry:
     """The registry rooted at ``root`` (created on first write)."""
 
@@ -92,9 +99,7 @@ class FileRegistry:
         )
 
     def _statuses(self, name: str) -> dict[str, StatusRecord]:
-        if not _NAME.match(name):
-            raise RegistryError(f"invalid model name {name!r}")
-        path = self.root / name / "status.json"
+        path = self.root / _checked(name) / "status.json"
         if not path.is_file():
             return {}
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -168,9 +173,7 @@ class FileRegistry:
     # -- writing -------------------------------------------------------------------------
     @contextmanager
     def _locked(self, name: str) -> Iterator[dict[str, StatusRecord]]:
-        if not _NAME.match(name):
-            raise RegistryError(f"invalid model name {name!r}")
-        folder = self.root / name
+        folder = self.root / _checked(name)
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / ".lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
