@@ -230,14 +230,15 @@ def dlq_replay(
     if not dead_letter_id and reason is None and not all_pending:
         raise typer.BadParameter("choose what to replay: --id N, --reason R or --all")
     settings = backend_settings(ctx)
+    database_url = _database_url(settings)
     if dead_letter_id:
-        missing = missing_dead_letters(_database_url(settings), list(dead_letter_id))
+        missing = missing_dead_letters(database_url, list(dead_letter_id))
         if missing:
             say(stderr_console(), f"no dead letter with id {', '.join(map(str, missing))}", "red")
             if len(missing) == len(set(dead_letter_id)):
                 raise typer.Exit(1)
     report = replay_dead_letters(
-        _database_url(settings),
+        database_url,
         settings.topic_root,
         ingest_settings(ctx),
         ids=list(dead_letter_id) if dead_letter_id else None,
