@@ -13,6 +13,7 @@ from backend.api.app import ROUTER_MODULES
 from backend.api.mosquitto_passwd import verify_password
 from fleetcare.cli.app import build_app
 from tests.api.fleet import Fleet
+from tests.cli_output import said
 
 
 def test_openapi_prints_the_complete_spec_without_a_database() -> None:
@@ -68,7 +69,7 @@ def test_users_and_keys_from_the_cli(api_database_url: str, client: TestClient) 
     ):
         refused = runner.invoke(build_app(), ["api", "users", "create", *bad], env=env)
         assert refused.exit_code == 2
-        assert says in " ".join(refused.output.replace("│", " ").split())
+        assert says in said(refused.output)
     with psycopg.connect(api_database_url) as conn:
         assert conn.execute("SELECT count(*) FROM users").fetchone() == users_before
     missing = runner.invoke(build_app(), ["api", "keys", "create", "--user", "9999"], env=env)

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from dashboards.catalog import GENERATED_DIR, all_dashboards, file_name
 from dashboards.push import FOLDER_UID, PushError, push
 from fleetcare.cli.app import build_app
+from tests.cli_output import said
 from tests.dashboards.grafana_standin import grafana_standin
 
 TOKEN = "glsa_test_token"
@@ -123,5 +124,5 @@ def test_a_url_that_is_not_http_is_refused_before_any_request(option: str, value
         ["dashboards", "push", *argv, "--database-url", DATABASE_URL, "--token", TOKEN],
     )
     assert result.exit_code == 2
-    text = " ".join(result.output.replace("│", " ").split())
+    text = said(result.output)
     assert f"Invalid value for {option}: '{value}' is not an http(s) URL" in text

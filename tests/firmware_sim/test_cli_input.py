@@ -3,20 +3,19 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from firmware_sim.cli import app
+from tests.cli_output import said
 
 
 def _invoke(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    unboxed = re.sub(r"[│╭╮╰╯─]", " ", result.output)  # rich's error panel
-    return result.exit_code, " ".join(unboxed.split())
+    return result.exit_code, said(result.output)
 
 
 @pytest.mark.parametrize(

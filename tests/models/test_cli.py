@@ -12,6 +12,7 @@ pytest.importorskip("torch")
 
 from models.cli import app
 from models.datasets.cmapss import load_subset
+from tests.cli_output import said
 
 runner = CliRunner()
 
@@ -122,5 +123,5 @@ def test_sizes_that_cannot_work_are_refused_before_any_work(
 ) -> None:
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "r.json")])
     assert result.exit_code == 2
-    assert says in " ".join(result.output.replace("│", " ").split())
+    assert says in said(result.output)
     assert list(tmp_path.iterdir()) == []
