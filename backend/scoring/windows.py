@@ -103,6 +103,44 @@ def _parse_copy(data: bytes) -> NDArray[np.void]:
     return np.frombuffer(body, dtype=_ROW)
 
 
+def daily_rows(
+    conn: psycopg.Connection[Any],
+    device_ids: list[int],
+    positions: list[int],
+    first_day: date,
+    end_day: date,
+) -> NDArray[np.void]:
+    """Daily means of ``device_ids`` at catalogue ``positions`` for days in
+    ``[first_day, end_day)``, as a structured array with fields ``device``, ``day`` (days
+    since 1970-01-01), ``pos`` and ``mean``; days and metrics without an observed value
+    have no row. One binary ``COPY`` (the rollup's primary key
+    ``(device_id, position, bucket)`` serves it), parsed with numpy in one go.
+    """
+    query = """
+        COPY (
+            SELECT r.device_id::int8,
+                   (extract(epoch FROM r.bucket) / 86400)::int4,
+                   r.position::int2,
+                   (r.total / r.n)::float8
+            FROM telemetry_daily r
+            WHERE r.device_id = ANY(%(ids)s) AND r.position = ANY(%(positions)s)
+              AND r.bucket >= %(first)s AND r.bucket < %(end)s
+              AND r.n > 0 AND r.total IS NOT NULL
+        ) TO STDOUT (FORMAT binary)
+    """
+    params = {
+        "ids": device_ids,
+        "positions": positions,
+        "first": datetime.combine(first_day, time.min, UTC),
+        "end": datetime.combine(end_day, time.min, UTC),
+    }
+    buffer = bytearray()
+    with conn.cursor() as cur, cur.copy(query, params) as copy:
+        for chunk in copy:
+            buffer += chunk
+    return _parse_copy(bytes(buffer))
+
+
 def read_windows(
     conn: psycopg.Connection[Any],
     devices: list[DueDevice],
@@ -125,29 +163,7 @@ def read_windows(
     )
     first_day = _EPOCH + timedelta(days=int(last.min()) - (days - 1))
     end_day = _EPOCH + timedelta(days=int(last.max()) + 1)
-    query = """
-        COPY (
-            SELECT r.device_id::int8,
-                   (extract(epoch FROM r.bucket) / 86400)::int4,
-                   r.position::int2,
-                   (r.total / r.n)::float8
-            FROM telemetry_daily r
-            WHERE r.device_id = ANY(%(ids)s) AND r.position = ANY(%(positions)s)
-              AND r.bucket >= %(first)s AND r.bucket < %(end)s
-              AND r.n > 0 AND r.total IS NOT NULL
-        ) TO STDOUT (FORMAT binary)
-    """
-    params = {
-        "ids": ids.tolist(),
-        "positions": list(columns),
-        "first": datetime.combine(first_day, time.min, UTC),
-        "end": datetime.combine(end_day, time.min, UTC),
-    }
-    buffer = bytearray()
-    with conn.cursor() as cur, cur.copy(query, params) as copy:
-        for chunk in copy:
-            buffer += chunk
-    rows = _parse_copy(bytes(buffer))
+    rows = daily_rows(conn, ids.tolist(), list(columns), first_day, end_day)
     if rows.size == 0:
         return out
     order = np.argsort(ids, kind="stable")

@@ -11,6 +11,7 @@ as a false alarm.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,42 @@ def _next_after(events: NDArray[np.float64], ends: NDArray[np.float64]) -> NDArr
     return out
 
 
+def outcomes_of(
+    devices: int,
+    days: int,
+    modes: tuple[str, ...],
+    failures: Sequence[tuple[int, float, float, str]],
+    repairs: Sequence[tuple[int, float, str]],
+) -> Outcomes:
+    """Outcomes of ``devices`` x ``days`` from what happened, times in days since the start.
+
+    Args:
+        failures: ``(device index, failed at, back in service at, mode)``; a mode outside
+            ``modes`` (a random failure) makes the device down but is nobody's target.
+        repairs: ``(device index, at, mode)``: a visit that removed advanced wear of ``mode``.
+    """
+    ends = np.arange(1, days + 1, dtype=np.float64)
+    fail_days: dict[tuple[int, str], list[float]] = {}
+    down = np.zeros((devices, days), dtype=bool)
+    listed: list[tuple[int, float, str]] = []
+    for i, at, back, mode in failures:
+        listed.append((i, at, mode))
+        fail_days.setdefault((i, mode), []).append(at)
+        first, last = int(np.floor(at)), min(int(np.ceil(back)), days)
+        down[i, max(first, 0) : last] = True
+    repair_days: dict[tuple[int, str], list[float]] = {}
+    for i, at, mode in repairs:
+        repair_days.setdefault((i, mode), []).append(at)
+    to_failure = np.empty((devices, days, len(modes)))
+    to_repair = np.empty((devices, days, len(modes)))
+    for i in range(devices):
+        for k, mode in enumerate(modes):
+            to_failure[i, :, k] = _next_after(np.asarray(fail_days.get((i, mode), [])), ends)
+            to_repair[i, :, k] = _next_after(np.asarray(repair_days.get((i, mode), [])), ends)
+    remaining = np.broadcast_to(days - ends, (devices, days)).copy()
+    return Outcomes(modes, to_failure, to_repair, down, remaining, tuple(sorted(listed)))
+
+
 def read_outcomes(truth_dir: Path, daily: DailyMeans, modes: tuple[str, ...]) -> Outcomes:
     """Outcomes of every device-day of ``daily`` from ``ground_truth/`` files."""
     failures_file = truth_dir / "failures.parquet"
@@ -67,42 +104,22 @@ def read_outcomes(truth_dir: Path, daily: DailyMeans, modes: tuple[str, ...]) ->
     if not failures_file.is_file() or not maintenance_file.is_file():
         raise DataSetError(str(truth_dir), "no failures.parquet / maintenance.parquet")
     start_ms = (daily.start.toordinal() - 719163) * DAY_MS
-    failures = pq.read_table(failures_file).to_pylist()
-    visits = pq.read_table(maintenance_file).to_pylist()
     index = {d: i for i, d in enumerate(daily.device_ids)}
-    n, days, m = len(daily.device_ids), daily.days, len(modes)
-    ends = np.arange(1, days + 1, dtype=np.float64)
 
     def day_of(ts: object) -> float:
         return (int(ts.timestamp() * 1000) - start_ms) / DAY_MS  # type: ignore[attr-defined]
 
-    fail_days: dict[tuple[int, str], list[float]] = {}
-    down = np.zeros((n, days), dtype=bool)
-    listed: list[tuple[int, float, str]] = []
-    for f in failures:
-        i = index.get(str(f["device_id"]))
-        if i is None:
-            continue
-        at, back = day_of(f["failed_at"]), day_of(f["resolved_at"])
-        listed.append((i, at, str(f["mode"])))
-        fail_days.setdefault((i, str(f["mode"])), []).append(at)
-        first, last = int(np.floor(at)), min(int(np.ceil(back)), days)
-        down[i, max(first, 0) : last] = True
-    repair_days: dict[tuple[int, str], list[float]] = {}
-    for v in visits:
-        i = index.get(str(v["device_id"]))
-        if i is None:
-            continue
-        for change in json.loads(v["changes"]):
-            if change["action"] in ("replaced", "reduced") and (
-                change["d_before"] >= CENSOR_DEGRADATION
-            ):
-                repair_days.setdefault((i, str(change["mode"])), []).append(day_of(v["started_at"]))
-    to_failure = np.empty((n, days, m))
-    to_repair = np.empty((n, days, m))
-    for i in range(n):
-        for k, mode in enumerate(modes):
-            to_failure[i, :, k] = _next_after(np.asarray(fail_days.get((i, mode), [])), ends)
-            to_repair[i, :, k] = _next_after(np.asarray(repair_days.get((i, mode), [])), ends)
-    remaining = np.broadcast_to(days - ends, (n, days)).copy()
-    return Outcomes(modes, to_failure, to_repair, down, remaining, tuple(sorted(listed)))
+    failures = [
+        (index[str(f["device_id"])], day_of(f["failed_at"]), day_of(f["resolved_at"]),
+         str(f["mode"]))
+        for f in pq.read_table(failures_file).to_pylist()
+        if str(f["device_id"]) in index
+    ]  # fmt: skip
+    repairs = [
+        (index[str(v["device_id"])], day_of(v["started_at"]), str(change["mode"]))
+        for v in pq.read_table(maintenance_file).to_pylist()
+        if str(v["device_id"]) in index
+        for change in json.loads(v["changes"])
+        if change["action"] in ("replaced", "reduced") and change["d_before"] >= CENSOR_DEGRADATION
+    ]
+    return outcomes_of(len(daily.device_ids), daily.days, modes, failures, repairs)
