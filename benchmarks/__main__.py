@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "ingest-decode": ["benchmarks.ingest.bench_decode"],
     "models-onnx": ["benchmarks.models.onnx_vs_torch"],
     "models-sim": ["benchmarks.models.sim_fleet"],
+    "models-fleet-database": ["benchmarks.models.fleet_from_database"],
     "gateway": ["benchmarks.gateway.bench_gateway"],
     "care": ["benchmarks.care.bench_care"],
     "customers": ["benchmarks.customers.bench_customers"],

@@ -65,10 +65,12 @@ def _mount_application_clis(app: typer.Typer) -> None:
     from backend.customers.cli import app as accounts_app
     from backend.ingest.cli import app as ingest_app
     from backend.scoring.cli import app as scoring_app
+    from backend.scoring.train_cli import train_fleet
     from dashboards.cli import app as dashboards_app
     from firmware_sim.cli import app as sim_app
     from gateway.cli import app as gateway_app
     from models.cli import app as models_app
+    from models.cli import train_app
 
     groups: tuple[tuple[typer.Typer, str, str], ...] = (
         (ingest_app, "ingest", "MQTT to the database: the service and dead letters."),
@@ -87,6 +89,10 @@ def _mount_application_clis(app: typer.Typer) -> None:
     )
     for sub_app, name, help_text in groups:
         app.add_typer(sub_app, name=name, help=help_text)
+    # Training on the fleet's own database reads backend tables, which the models library
+    # does not know; the command lives with the scoring worker and joins `models train`.
+    if not any(c.name == "fleet" for c in train_app.registered_commands):
+        train_app.command("fleet")(train_fleet)
 
 
 def main() -> None:

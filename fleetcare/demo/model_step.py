@@ -78,23 +78,13 @@ def _cached(registry_dir: Path, plan: TrainingPlan) -> tuple[str, ...] | None:
 def _train_one(
     history: Path, machine_type: str, plan: TrainingPlan, registry_dir: Path
 ) -> tuple[str, str]:
-    from models.fleet.dataset import build_samples
-    from models.fleet.export import export_and_register, history_sha256
+    from models.fleet.export import export_and_register, history_sha256, parity_inputs
     from models.fleet.training import FleetConfig, load_history, train_fleet_model
     from models.registry import FileRegistry
 
     config = FleetConfig()
     daily, outcomes = load_history(history, machine_type)
     model = train_fleet_model(daily, outcomes, config)
-    samples = build_samples(
-        daily,
-        outcomes,
-        config.window_days,
-        config.horizon_days,
-        config.rul_cap_days,
-        config.first_day,
-    )
-    step = max(1, samples.features.shape[0] // plan.parity_rows)
     registry = FileRegistry(registry_dir)
     entry = export_and_register(
         model,
@@ -102,7 +92,7 @@ def _train_one(
         training_data=f"simulated fleet, seed {plan.seed}, {plan.devices} devices x "
         f"{plan.days} days at {plan.interval_s} s: {machine_type} (fleetcare demo)",
         training_sha256=history_sha256(history, machine_type),
-        parity_inputs=samples.features[::step],
+        parity_inputs=parity_inputs(daily, outcomes, config, plan.parity_rows),
     )
     registry.promote(entry.name, entry.version)
     return entry.name, entry.version

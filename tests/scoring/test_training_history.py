@@ -1,0 +1,251 @@
+"""Training a fleet model on the fleet's own database: rollups, tickets and a repair log."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import sql
+from typer.testing import CliRunner
+
+from backend.scoring.training_history import read_training_history
+from backend.storage.migrator import apply_migrations
+from benchmarks.models.fleet_from_database import record_outcomes
+from fleetcare.cli.app import build_app
+from models.fleet.repair_log import RepairRecord
+from models.fleet.training import MIN_FAILURES
+from models.registry import FileRegistry
+from tests.cli_output import said
+from tests.fixtures.fix_db import _with_database
+from tests.scoring.tiny_fleet import MACHINE_TYPE, SIM, Fleet, TinyFleet
+
+pytestmark = pytest.mark.services
+
+FIRST = SIM.start
+END = SIM.start + timedelta(days=SIM.days)
+
+
+@dataclass(frozen=True)
+class LoadedFleet:
+    url: str
+    fleet: TinyFleet
+    device_ids: dict[str, int]
+    repairs: list[RepairRecord]
+    wear_modes: tuple[str, ...]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def loaded(pg_server_url: str, tiny_fleet: TinyFleet) -> Iterator[LoadedFleet]:
+    """The tiny fleet's whole history in a database of its own, with its failures recorded."""
+    dbname = f"fleetcare_train_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    url = _with_database(pg_server_url, dbname)
+    try:
+        apply_migrations(url, dialect="postgres")
+        writer = Fleet(url, tiny_fleet)
+        ids = {
+            source: writer.write(source, source, _midnight(FIRST), _midnight(END), refresh=False)
+            for source in tiny_fleet.daily.device_ids
+        }
+        writer.refresh(_midnight(FIRST), _midnight(END))
+        with psycopg.connect(url, autocommit=True) as conn:
+            repairs = record_outcomes(conn, tiny_fleet.history / "ground_truth", ids)
+        yield LoadedFleet(url, tiny_fleet, ids, repairs, tiny_fleet.outcomes.modes)
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
+
+
+def _order(names: tuple[str, ...]) -> list[int]:
+    return sorted(range(len(names)), key=lambda k: names[k])
+
+
+def test_the_database_gives_the_daily_means_and_outcomes_the_files_give(
+    loaded: LoadedFleet,
+) -> None:
+    fleet = loaded.fleet
+    with psycopg.connect(loaded.url) as conn:
+        history = read_training_history(conn, MACHINE_TYPE, FIRST, END, repairs=loaded.repairs)
+    daily = history.daily
+    # Devices sorted by name in both; metrics by name.
+    files = _order(fleet.daily.device_ids)
+    assert list(daily.device_ids) == [fleet.daily.device_ids[k] for k in files]
+    assert sorted(daily.metrics) == sorted(fleet.daily.metrics)
+    columns = [daily.metrics.index(m) for m in fleet.daily.metrics]
+    ours = daily.means[:, :, columns]
+    theirs = fleet.daily.means[files]
+    assert ours.shape == theirs.shape == (SIM.devices, SIM.days, len(fleet.daily.metrics))
+    assert np.array_equal(np.isnan(ours), np.isnan(theirs))
+    assert np.allclose(ours, theirs, rtol=1e-5, equal_nan=True)
+
+    # Every failure was diagnosed (ticket or log): learning the wear modes, the outcomes
+    # are the ground truth's: days to each failure, to each visit that removed advanced
+    # wear, the days each device was down, the days left.
+    truth = fleet.outcomes
+    sources = history.sources
+    with psycopg.connect(loaded.url) as conn:
+        wear = read_training_history(
+            conn, MACHINE_TYPE, FIRST, END, repairs=loaded.repairs, modes=truth.modes
+        )
+    assert wear.outcomes.modes == truth.modes
+    for name in ("to_failure", "to_repair", "down", "remaining"):
+        assert np.array_equal(getattr(wear.outcomes, name), getattr(truth, name)[files]), name
+    # By default every diagnosed mode is learnt, the random failures' too.
+    assert {mode for _, _, mode in truth.failures} <= set(history.outcomes.modes)
+    assert wear.sha256 != history.sha256
+    assert sources.unattributed == 0 and sources.repair_log_elsewhere == 0
+    assert sources.confirmed_tickets + sources.repair_log == len(truth.failures)
+    assert sources.confirmed_tickets > 0 and sources.repair_log > 0
+    by_mode = {m: sum(1 for f in truth.failures if f[2] == m) for m in truth.modes}
+    assert {m: n for m, n in sources.failures.items() if m in truth.modes} == {
+        m: n for m, n in by_mode.items() if n
+    }
+
+
+def test_an_undiagnosed_failure_censors_every_mode_and_the_device_is_down_until_it_reports(
+    loaded: LoadedFleet,
+) -> None:
+    with psycopg.connect(loaded.url) as conn:
+        before = read_training_history(conn, MACHINE_TYPE, FIRST, END, repairs=loaded.repairs)
+    # Leave one failure out of the repair log: its trip event is all that remains.
+    dropped = next(
+        r
+        for r in loaded.repairs
+        if r.mode in before.outcomes.modes
+        and before.sources.failures[r.mode] >= 2
+        and (r.failed_at - _midnight(FIRST)).days >= 10
+    )
+    repairs = [r for r in loaded.repairs if r is not dropped]
+    with psycopg.connect(loaded.url) as conn:
+        after = read_training_history(conn, MACHINE_TYPE, FIRST, END, repairs=repairs)
+    assert after.sources.unattributed == 1
+    assert after.sources.repair_log == before.sources.repair_log - 1
+    assert after.sha256 != before.sha256
+    device = after.daily.device_ids.index(dropped.device_id)
+    failed = (dropped.failed_at - _midnight(FIRST)).total_seconds() / 86_400
+    day = int(failed) - 3  # three days before the failure
+    mode = after.outcomes.modes.index(dropped.mode)
+    assert before.outcomes.to_failure[device, day, mode] <= 14
+    # Not read as "no failure": every mode is censored there (a visit of unknown effect).
+    assert (
+        after.outcomes.to_failure[device, day, mode] > before.outcomes.to_failure[device, day, mode]
+    )
+    assert (after.outcomes.to_repair[device, day] <= failed - day).all()
+    # Down from the failure until the first day with readings again.
+    means = after.daily.means[device]
+    back = next(d for d in range(int(failed) + 1, SIM.days) if np.isfinite(means[d]).any())
+    assert after.outcomes.down[device, int(failed) : back].all()
+    assert not after.outcomes.down[device, back]
+
+
+def _run(args: list[str], url: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_app(), args, env={"FLEETCARE_DATABASE_URL": url})
+    return result.exit_code, said(result.output)
+
+
+def _write_log(path: Path, repairs: list[RepairRecord]) -> None:
+    lines = ["device_id,failed_at,mode,repaired_at"] + [
+        f"{r.device_id},{r.failed_at.isoformat()},{r.mode},"
+        f"{r.repaired_at.isoformat() if r.repaired_at else ''}"
+        for r in repairs
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_cli_trains_and_registers_a_candidate_on_the_database(
+    loaded: LoadedFleet, tmp_path: Path
+) -> None:
+    log = tmp_path / "repairs.csv"
+    _write_log(log, loaded.repairs)
+    registry = tmp_path / "registry"
+    until = (END - timedelta(days=1)).isoformat()
+    code, out = _run(
+        ["models", "train", "fleet", "--machine-type", MACHINE_TYPE, "--days", str(SIM.days),
+         "--until", until, "--repair-log", str(log), "--registry", str(registry),
+         "--modes", ",".join(loaded.wear_modes)],
+        loaded.url,
+    )  # fmt: skip
+    assert code == 0, out
+    assert f"history: {SIM.devices} devices of {MACHINE_TYPE}" in out
+    assert f"{len(loaded.repairs)} from the repair log" in out
+    assert "registered fleet-centrifugal_pump v1 (candidate)" in out
+    assert "fleetcare models promote fleet-centrifugal_pump v1" in out
+    entry = FileRegistry(registry).get("fleet-centrifugal_pump", "v1")
+    assert entry.status == "candidate"
+    manifest = json.loads(
+        (registry / "fleet-centrifugal_pump" / "v1" / "manifest.json").read_text()
+    )
+    with psycopg.connect(loaded.url) as conn:
+        history = read_training_history(
+            conn, MACHINE_TYPE, FIRST, END, repairs=loaded.repairs, modes=loaded.wear_modes
+        )
+    assert manifest["training_data_sha256"] == history.sha256
+    assert "fleet database" in manifest["training_data"]
+    assert tuple(manifest["failure_modes"]) == loaded.wear_modes
+    trainable = {
+        m
+        for m, n in history.sources.failures.items()
+        if n >= MIN_FAILURES and m in loaded.wear_modes
+    }
+    # Alert thresholds only for modes with enough diagnosed failures, and at least one.
+    assert manifest["extra"]["alert_thresholds"]
+    assert set(manifest["extra"]["alert_thresholds"]) <= trainable
+    random = sorted({m for m in history.sources.failures if m not in loaded.wear_modes})
+    assert random
+    for mode in random:
+        assert (
+            f"{mode}: {history.sources.failures[mode]} failure(s) (not learnt: not in --modes)"
+            in out
+        )
+    # Out-of-fold alert quality of every mode with a classifier is recorded.
+    assert {k for k in entry.metrics if k.endswith("_recall")}
+    assert all(0.0 <= v <= 1.0 for k, v in entry.metrics.items() if k.startswith("holdout_"))
+
+
+def test_cli_says_what_is_missing(loaded: LoadedFleet, tmp_path: Path) -> None:
+    code, out = _run(
+        ["models", "train", "fleet", "--machine-type", "chiller", "--registry", str(tmp_path)],
+        loaded.url,
+    )
+    assert code == 1
+    assert "no device model of that name or kind; kinds in the catalogue: centrifugal_pump" in out
+    # A range before the fleet's history: no readings, no failures.
+    code, out = _run(
+        ["models", "train", "fleet", "--machine-type", MACHINE_TYPE, "--until", "2024-06-30",
+         "--registry", str(tmp_path)],
+        loaded.url,
+    )  # fmt: skip
+    assert code == 1
+    assert "0 device-days with readings" in out
+    assert f"has the {MIN_FAILURES} diagnosed failures a classifier needs" in out
+    assert not list(tmp_path.iterdir())
+    bad = tmp_path / "bad.csv"
+    bad.write_text("device_id,failed_at,mode\ncp-1,yesterday,bearing_wear\n", encoding="utf-8")
+    code, out = _run(
+        ["models", "train", "fleet", "--machine-type", MACHINE_TYPE, "--repair-log", str(bad)],
+        loaded.url,
+    )
+    assert code == 1
+    assert "1 invalid row(s) in the repair log, nothing used" in out
+    assert "line 2: failed_at" in out
+    code, out = _run(
+        ["models", "train", "fleet", "--machine-type", MACHINE_TYPE, "--modes", "Bearing Wear"],
+        loaded.url,
+    )
+    assert code == 2
+    assert "give failure mode names like bearing_wear" in out
