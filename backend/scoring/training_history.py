@@ -7,8 +7,8 @@ after each day. Both are in the database once a fleet has run for a while:
   the scoring worker reads, per catalogue model (each product has its own metric
   positions);
 * **failures with their mode**: tickets whose outcome is ``failure_confirmed`` (the mode
-  the ticket named, at the device's first failure event between the ticket and its
-  resolution, else at the resolution, as the care report times them), and the rows of a
+  the ticket named, at the device's last failure event between the ticket and its
+  resolution, the breakdown the repair resolved, else at the resolution), and the rows of a
   field-service **repair log** (:mod:`models.fleet.repair_log`), which also cover the
   breakdowns no ticket predicted;
 * **censoring**: a ``failure_prevented`` ticket removed that mode's wear when it was
@@ -198,7 +198,11 @@ def _breakdowns(
         if outcome == "failure_prevented":
             prevented.append((device, resolved, str(mode)))
             continue
-        failed = next((t for t in events.get(device, []) if created <= t <= resolved), resolved)
+        # The breakdown the repair resolved: the last failure event before the resolution
+        # (an earlier one in the ticket's window is another breakdown, diagnosed or not).
+        failed = next(
+            (t for t in reversed(events.get(device, [])) if created <= t <= resolved), resolved
+        )
         if _near(known.get(device, []), failed):
             continue  # the repair log already has this breakdown
         diagnosed.append(_Breakdown(device, failed, resolved, str(mode)))

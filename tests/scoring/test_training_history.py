@@ -249,3 +249,46 @@ def test_cli_says_what_is_missing(loaded: LoadedFleet, tmp_path: Path) -> None:
     )
     assert code == 2
     assert "give failure mode names like bearing_wear" in out
+
+
+def test_a_ticket_is_the_breakdown_its_repair_resolved_not_an_earlier_one_in_its_window(
+    loaded: LoadedFleet,
+) -> None:
+    """An earlier breakdown inside a confirmed ticket's window (diagnosed in the repair log)
+    is not taken for the ticket's own failure, which would leave that one undiagnosed."""
+    with psycopg.connect(loaded.url, autocommit=True) as conn:
+        device, created, resolved, mode = conn.execute(
+            "SELECT device_id, created_at, resolved_at, failure_mode FROM tickets "
+            "WHERE outcome = 'failure_confirmed' AND created_at > %s ORDER BY id LIMIT 1",
+            (_midnight(FIRST) + timedelta(days=1),),
+        ).fetchone()  # type: ignore[misc]
+        external = conn.execute(
+            "SELECT external_id FROM devices WHERE id = %s", (device,)
+        ).fetchone()[0]  # type: ignore[index]
+        earlier = created + timedelta(hours=6)
+        other = RepairRecord(
+            device_id=external,
+            failed_at=earlier,
+            mode="seal_leak" if mode != "seal_leak" else "bearing_wear",
+            repaired_at=earlier + timedelta(hours=4),
+        )
+        conn.execute(
+            "INSERT INTO device_events (time, device_id, seq, kind) VALUES (%s, %s, -1, 'trip')",
+            (earlier, device),
+        )
+        try:
+            history = read_training_history(
+                conn, MACHINE_TYPE, FIRST, END, repairs=[*loaded.repairs, other]
+            )
+        finally:
+            conn.execute("DELETE FROM device_events WHERE seq = -1")
+    assert history.sources.unattributed == 0
+    assert history.sources.repair_log == len(loaded.repairs) + 1
+    k = history.daily.device_ids.index(external)
+    ticket_failed = [
+        at for i, at, m in history.outcomes.failures if i == k and m == mode and at > 0
+    ]
+    resolved_day = (resolved - _midnight(FIRST)).total_seconds() / 86_400
+    created_day = (created - _midnight(FIRST)).total_seconds() / 86_400
+    # The ticket's failure lies after the earlier breakdown, before the resolution.
+    assert any(created_day + 0.25 < at <= resolved_day for at in ticket_failed)
