@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -36,12 +34,11 @@ from typing import Any
 import numpy as np
 import psycopg
 import pyarrow.parquet as pq
-from psycopg import sql
 
+from benchmarks.scratch_database import SHARED_SERVER, scratch_database
 from models.fleet.labels import CENSOR_DEGRADATION
 from models.fleet.repair_log import RepairRecord
 
-SHARED = "postgresql://postgres@127.0.0.1:5432/postgres"
 START = date(2025, 1, 1)
 
 
@@ -111,20 +108,6 @@ def record_outcomes(
     return repairs
 
 
-def _database(server: str) -> tuple[str, str]:
-    name = f"fleetcare_bench_train_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name, server.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop(server: str, name: str) -> None:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
 def _sorted(daily: Any, outcomes: Any) -> tuple[Any, Any]:
     """The files' daily means and outcomes in device-name order (the database's order)."""
     from dataclasses import replace
@@ -170,7 +153,7 @@ def main() -> None:
     parser.add_argument("--interval-s", type=int, default=3600)
     parser.add_argument(
         "--server",
-        default=SHARED,
+        default=SHARED_SERVER,
         help="PostgreSQL server URL (a database of its own is made there)",
     )
     args = parser.parse_args()
@@ -180,78 +163,75 @@ def main() -> None:
     config = plan.config().model_copy(update={"days": args.days, "start": START})
     start = datetime(START.year, START.month, START.day, tzinfo=UTC)
     end = start + timedelta(days=args.days)
-    name, url = _database(args.server)
-    try:
-        with tempfile.TemporaryDirectory(prefix="fleetcare-bench-train-") as folder:
-            history = Path(folder) / "history"
+    with (
+        scratch_database(args.server, "fleetcare_bench_train") as url,
+        tempfile.TemporaryDirectory(prefix="fleetcare-bench-train-") as folder,
+    ):
+        history = Path(folder) / "history"
+        t0 = time.perf_counter()
+        generate(config, history)
+        print(f"generated {args.devices} devices x {args.days} days at {args.interval_s} s "
+              f"in {time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
+        apply_migrations(url, dialect="postgres")
+        register_sim_fleet(url, plan)
+        t0 = time.perf_counter()
+        steps = args.days * config.steps_per_day
+        load = load_history(url, "bench", history_readings(config, steps), oldest=start)
+        print(f"stored {load.readings:,} readings through ingest's writer (rollups "
+              f"refreshed) in {time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
+        with psycopg.connect(url, autocommit=True) as conn:
+            ids = {str(e): int(i) for e, i in conn.execute("SELECT external_id, id FROM devices")}
+            repairs = record_outcomes(conn, history / "ground_truth", ids)
+        print(f"recorded outcomes: {len(repairs)} repair-log rows", flush=True)
+        rows = []
+        for machine_type in ("centrifugal_pump", "air_compressor"):
+            modes = machine_spec(machine_type).wear_mode_names
             t0 = time.perf_counter()
-            generate(config, history)
-            print(f"generated {args.devices} devices x {args.days} days at {args.interval_s} s "
-                  f"in {time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
-            apply_migrations(url, dialect="postgres")
-            register_sim_fleet(url, plan)
+            files = _sorted(*load_files(history, machine_type))
+            files_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            steps = args.days * config.steps_per_day
-            load = load_history(url, "bench", history_readings(config, steps), oldest=start)
-            print(f"stored {load.readings:,} readings through ingest's writer (rollups "
-                  f"refreshed) in {time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
-            with psycopg.connect(url, autocommit=True) as conn:
-                ids = {
-                    str(e): int(i) for e, i in conn.execute("SELECT external_id, id FROM devices")
-                }
-                repairs = record_outcomes(conn, history / "ground_truth", ids)
-            print(f"recorded outcomes: {len(repairs)} repair-log rows", flush=True)
-            rows = []
-            for machine_type in ("centrifugal_pump", "air_compressor"):
-                modes = machine_spec(machine_type).wear_mode_names
-                t0 = time.perf_counter()
-                files = _sorted(*load_files(history, machine_type))
-                files_s = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                with psycopg.connect(url) as conn:
-                    db = read_training_history(conn, machine_type, START, end.date(),
-                                               repairs=repairs, modes=modes)  # fmt: skip
-                db_s = time.perf_counter() - t0
-                same_days = bool(
-                    np.allclose(db.daily.means, files[0].means, rtol=1e-5, equal_nan=True)
-                    and np.array_equal(np.isnan(db.daily.means), np.isnan(files[0].means))
-                    and db.daily.metrics == files[0].metrics
+            with psycopg.connect(url) as conn:
+                db = read_training_history(conn, machine_type, START, end.date(),
+                                           repairs=repairs, modes=modes)  # fmt: skip
+            db_s = time.perf_counter() - t0
+            same_days = bool(
+                np.allclose(db.daily.means, files[0].means, rtol=1e-5, equal_nan=True)
+                and np.array_equal(np.isnan(db.daily.means), np.isnan(files[0].means))
+                and db.daily.metrics == files[0].metrics
+            )
+            same_outcomes = (
+                all(
+                    np.array_equal(getattr(db.outcomes, k), getattr(files[1], k))
+                    for k in ("to_failure", "to_repair", "down", "remaining")
                 )
-                same_outcomes = (
-                    all(
-                        np.array_equal(getattr(db.outcomes, k), getattr(files[1], k))
-                        for k in ("to_failure", "to_repair", "down", "remaining")
-                    )
-                    and db.outcomes.modes == files[1].modes
-                )
-                t0 = time.perf_counter()
-                from_files = train_fleet_model(files[0], files[1], FleetConfig())
-                files_train_s = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                from_db = train_fleet_model(db.daily, db.outcomes, FleetConfig())
-                db_train_s = time.perf_counter() - t0
-                rows.append({
-                    "machine_type": machine_type,
-                    "devices": len(db.daily.device_ids),
-                    "device_days_with_readings": int(np.isfinite(db.daily.means).any(axis=2).sum()),
-                    "read_files_s": round(files_s, 2),
-                    "read_database_s": round(db_s, 2),
-                    "same_daily_means": same_days,
-                    "same_outcomes": same_outcomes,
-                    "sources": {
-                        "confirmed_tickets": db.sources.confirmed_tickets,
-                        "repair_log": db.sources.repair_log,
-                        "prevented_tickets": db.sources.prevented_tickets,
-                        "unattributed": db.sources.unattributed,
-                    },
-                    "train_files_s": round(files_train_s, 1),
-                    "train_database_s": round(db_train_s, 1),
-                    "same_thresholds_and_holdout": _quality(from_files) == _quality(from_db),
-                    "holdout_database": _quality(from_db),
-                })  # fmt: skip
-                print(json.dumps(rows[-1]), flush=True)
-    finally:
-        _drop(args.server, name)
+                and db.outcomes.modes == files[1].modes
+            )
+            t0 = time.perf_counter()
+            from_files = train_fleet_model(files[0], files[1], FleetConfig())
+            files_train_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            from_db = train_fleet_model(db.daily, db.outcomes, FleetConfig())
+            db_train_s = time.perf_counter() - t0
+            rows.append({
+                "machine_type": machine_type,
+                "devices": len(db.daily.device_ids),
+                "device_days_with_readings": int(np.isfinite(db.daily.means).any(axis=2).sum()),
+                "read_files_s": round(files_s, 2),
+                "read_database_s": round(db_s, 2),
+                "same_daily_means": same_days,
+                "same_outcomes": same_outcomes,
+                "sources": {
+                    "confirmed_tickets": db.sources.confirmed_tickets,
+                    "repair_log": db.sources.repair_log,
+                    "prevented_tickets": db.sources.prevented_tickets,
+                    "unattributed": db.sources.unattributed,
+                },
+                "train_files_s": round(files_train_s, 1),
+                "train_database_s": round(db_train_s, 1),
+                "same_thresholds_and_holdout": _quality(from_files) == _quality(from_db),
+                "holdout_database": _quality(from_db),
+            })  # fmt: skip
+            print(json.dumps(rows[-1]), flush=True)
     print("\n| machine type | devices | read: files | read: database | ratio | same means | "
           "same outcomes | same thresholds and out-of-fold figures |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---|---|---|")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -31,24 +30,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import psycopg
-from psycopg import sql
 
-SHARED = "postgresql://postgres@127.0.0.1:5432/postgres"
+from benchmarks.scratch_database import SHARED_SERVER, scratch_database
+
 WINDOW_DAYS = 28
-
-
-def _database(server: str) -> tuple[str, str]:
-    name = f"fc_bench_scoring_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name, server.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop(server: str, name: str) -> None:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def _model(folder: Path) -> tuple[Any, Any]:
@@ -166,48 +151,49 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--naive-devices", type=int, default=1000)
-    parser.add_argument("--database-url", default=SHARED, help="server to create the database on")
+    parser.add_argument(
+        "--database-url", default=SHARED_SERVER, help="server to create the database on"
+    )
     args = parser.parse_args(argv)
     from backend.scoring.worker import ScoringWorker
 
     now = datetime.now(UTC).replace(microsecond=0)
-    name, url = _database(args.database_url)
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            registry, daily = _model(Path(folder))
-            _load(url, daily, args.devices, now)
-            worker = ScoringWorker(url, registry, batch_size=args.devices)
-            worker.champions()  # load the model before timing
-            with psycopg.connect(url, autocommit=True) as conn:
-                server0 = backend_cpu_s(conn)
-                cpu0, wall0 = time.process_time(), time.perf_counter()
-                report = worker.run_once(now=now, conn=conn)
-                wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-                server = backend_cpu_s(conn) - server0
-            assert report.scored == args.devices, report
-            print(
-                json.dumps(
-                    {"steps_s": {k: round(v, 3) for m in report.models for k, v in m.steps.items()}}
-                )
+    with (
+        scratch_database(args.database_url, "fc_bench_scoring") as url,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        registry, daily = _model(Path(folder))
+        _load(url, daily, args.devices, now)
+        worker = ScoringWorker(url, registry, batch_size=args.devices)
+        worker.champions()  # load the model before timing
+        with psycopg.connect(url, autocommit=True) as conn:
+            server0 = backend_cpu_s(conn)
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            report = worker.run_once(now=now, conn=conn)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            server = backend_cpu_s(conn) - server0
+        assert report.scored == args.devices, report
+        print(
+            json.dumps(
+                {"steps_s": {k: round(v, 3) for m in report.models for k, v in m.steps.items()}}
             )
-            batched = {"bench": "worker", "devices": report.scored, "wall_s": round(wall, 3),
-                       "cpu_s": round(cpu, 3), "db_cpu_s": round(server, 3),
-                       "load_1min": os.getloadavg()[0],
-                       "devices_per_s": round(report.scored / wall)}  # fmt: skip
-            print(json.dumps(batched), flush=True)
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("DELETE FROM predictions")
-            n = min(args.naive_devices, args.devices)
-            cpu0 = time.process_time()
-            naive_wall, naive_server = _naive(url, registry, n, now)
-            naive_cpu = time.process_time() - cpu0
-            naive = {"bench": "naive", "devices": n, "wall_s": round(naive_wall, 3),
-                     "cpu_s": round(naive_cpu, 3), "db_cpu_s": round(naive_server, 3),
-                     "load_1min": os.getloadavg()[0],
-                     "devices_per_s": round(n / naive_wall)}  # fmt: skip
-            print(json.dumps(naive))
-    finally:
-        _drop(args.database_url, name)
+        )
+        batched = {"bench": "worker", "devices": report.scored, "wall_s": round(wall, 3),
+                   "cpu_s": round(cpu, 3), "db_cpu_s": round(server, 3),
+                   "load_1min": os.getloadavg()[0],
+                   "devices_per_s": round(report.scored / wall)}  # fmt: skip
+        print(json.dumps(batched), flush=True)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM predictions")
+        n = min(args.naive_devices, args.devices)
+        cpu0 = time.process_time()
+        naive_wall, naive_server = _naive(url, registry, n, now)
+        naive_cpu = time.process_time() - cpu0
+        naive = {"bench": "naive", "devices": n, "wall_s": round(naive_wall, 3),
+                 "cpu_s": round(naive_cpu, 3), "db_cpu_s": round(naive_server, 3),
+                 "load_1min": os.getloadavg()[0],
+                 "devices_per_s": round(n / naive_wall)}  # fmt: skip
+        print(json.dumps(naive))
     total, naive_total = cpu + server, naive_cpu + naive_server
     per_worker, per_naive = total / args.devices, naive_total / n
     print(
