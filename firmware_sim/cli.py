@@ -7,7 +7,7 @@ runs as ``python -m firmware_sim``.
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from firmware_sim.config import SimConfig
 from firmware_sim.durations import parse_duration
 from firmware_sim.errors import SimError
+from fleetcare.cli.days import day_option
 
 if TYPE_CHECKING:
     from firmware_sim.faults import FaultSpec
@@ -59,17 +60,6 @@ def _span(text: str) -> timedelta:
         return parse_duration(text)
     except SimError as exc:
         raise typer.BadParameter(str(exc), param_hint="--duration") from None
-
-
-def _start_day(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a day (YYYY-MM-DD)", param_hint="--start"
-        ) from None
 
 
 def _fault_plan(path: Path | None) -> FaultSpec:
@@ -138,7 +128,7 @@ def generate_cmd(
         days=days,
         accounts=accounts,
         seed=seed,
-        start=_start_day(start),
+        start=day_option(start, "--start"),
         interval_s=interval_s,
         wear_acceleration=wear_acceleration,
     )
@@ -243,7 +233,7 @@ def run_cmd(
         days=days,
         accounts=accounts,
         seed=seed,
-        start=_start_day(start),
+        start=day_option(start, "--start"),
         interval_s=interval_s,
         wear_acceleration=wear_acceleration,
     )

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from fleetcare.cli.days import day_option
 from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console, stdout_console
 from fleetcare.config import load_settings
 from models.errors import ModelsError
@@ -30,15 +31,6 @@ PARITY_ROWS = 500
 def _fail(message: str) -> typer.Exit:
     say(stderr_console(), f"error: {message}", style="bold red")
     return typer.Exit(1)
-
-
-def _parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a day (YYYY-MM-DD)", param_hint="--until"
-        ) from None
 
 
 def _parse_modes(text: str) -> list[str]:
@@ -107,7 +99,7 @@ def train_fleet(
     if settings.database_url is None:
         raise typer.BadParameter("FLEETCARE_DATABASE_URL is not set")
     chosen = _parse_modes(modes) if modes is not None else None
-    last = _parse_day(until) if until else datetime.now(UTC).date() - timedelta(days=1)
+    last = day_option(until, "--until") or datetime.now(UTC).date() - timedelta(days=1)
     first = last - timedelta(days=days - 1)
     config_file = cli_state(ctx).config_file
     care = load_settings(CareSettings, config_file)
