@@ -25,10 +25,9 @@ from models.fleet.alerts import (
     alert_quality,
     mode_confusion,
 )
-from models.fleet.dataset import build_samples
 from models.fleet.export import export_and_register, history_sha256
 from models.fleet.scorer import FleetScorer
-from models.fleet.training import FleetConfig, load_history, train_fleet_model
+from models.fleet.training import FleetConfig, load_history, samples_of, train_fleet_model
 from models.registry import FileRegistry
 
 log = logging.getLogger(__name__)
@@ -123,14 +122,7 @@ def run_sim_benchmark(
         say(f"training {machine_type} on {len(daily.device_ids)} devices")
         model = train_fleet_model(daily, outcomes, config.model)
         test_daily, test_outcomes = load_history(histories["test"], machine_type)
-        test = build_samples(
-            test_daily,
-            test_outcomes,
-            config.model.window_days,
-            config.model.horizon_days,
-            config.model.rul_cap_days,
-            config.model.first_day,
-        )
+        test = samples_of(test_daily, test_outcomes, config.model)
         entry = export_and_register(
             model,
             registry,

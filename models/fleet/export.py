@@ -13,12 +13,11 @@ from models.datasets.hashing import files_sha256
 from models.errors import ExportError
 from models.export import finalise, write_onnx
 from models.fleet.daily import DailyMeans
-from models.fleet.dataset import build_samples
 from models.fleet.features import RECIPE_VERSION
 from models.fleet.graph import INPUT, fleet_graph
 from models.fleet.labels import Outcomes
 from models.fleet.scorer import FAMILY, model_name
-from models.fleet.training import FleetConfig, TrainedFleetModel, config_dict
+from models.fleet.training import FleetConfig, TrainedFleetModel, config_dict, samples_of
 from models.manifest import Manifest, TensorSpec, WindowSpec
 from models.registry import FileRegistry, ModelEntry
 
@@ -38,14 +37,7 @@ def parity_inputs(
     daily: DailyMeans, outcomes: Outcomes, config: FleetConfig, rows: int = 500
 ) -> NDArray[np.float32]:
     """About ``rows`` feature rows spread over a training history, to check parity on."""
-    samples = build_samples(
-        daily,
-        outcomes,
-        config.window_days,
-        config.horizon_days,
-        config.rul_cap_days,
-        config.first_day,
-    )
+    samples = samples_of(daily, outcomes, config)
     features: NDArray[np.float32] = samples.features[:: max(1, samples.features.shape[0] // rows)]
     return features
 

@@ -176,6 +176,23 @@ def load_history(history: Path, machine_type: str) -> tuple[DailyMeans, Outcomes
     return daily, read_outcomes(history / "ground_truth", daily, modes)
 
 
+def samples_of(
+    daily: DailyMeans, outcomes: Outcomes, config: FleetConfig, *, gaps: bool = False
+) -> Samples:
+    """The device-day samples of a history, framed as ``config`` says (window, horizon, RUL
+    cap, first day); ``gaps``: blank runs of days in some windows, as training does."""
+    return build_samples(
+        daily,
+        outcomes,
+        config.window_days,
+        config.horizon_days,
+        config.rul_cap_days,
+        config.first_day,
+        gap_share=config.gap_share if gaps else 0.0,
+        seed=config.seed,
+    )
+
+
 def train_fleet_model(
     daily: DailyMeans, outcomes: Outcomes, config: FleetConfig
 ) -> TrainedFleetModel:
@@ -187,16 +204,7 @@ def train_fleet_model(
 
 def _train(daily: DailyMeans, outcomes: Outcomes, config: FleetConfig) -> TrainedFleetModel:
     started = time.perf_counter()
-    samples = build_samples(
-        daily,
-        outcomes,
-        config.window_days,
-        config.horizon_days,
-        config.rul_cap_days,
-        config.first_day,
-        gap_share=config.gap_share,
-        seed=config.seed,
-    )
+    samples = samples_of(daily, outcomes, config, gaps=True)
     failures = {m: sum(1 for f in outcomes.failures if f[2] == m) for m in outcomes.modes}
     trainable = {m for m, n in failures.items() if n >= MIN_FAILURES}
     kind = daily.machine_type
