@@ -38,7 +38,8 @@ from models.fleet.daily import DailyMeans
 from models.fleet.labels import Outcomes, outcomes_of
 from models.fleet.repair_log import RepairRecord
 
-#: A diagnosis (ticket or repair log) and a failure event this close are the same breakdown.
+#: A failure event this close to a diagnosis is that breakdown; a ticket and a repair-log
+#: row of the same mode this close are one breakdown (of two modes: two breakdowns).
 SAME_BREAKDOWN = timedelta(days=1)
 #: The mode of a breakdown that no diagnosis covers (never a model's target).
 UNATTRIBUTED = "unattributed"
@@ -189,8 +190,10 @@ def _breakdowns(
             diagnosed.append(_Breakdown(device, record.failed_at, record.repaired_at, record.mode))
     from_log = len(diagnosed)
     known: dict[int, list[datetime]] = {}
+    known_mode: dict[tuple[int, str], list[datetime]] = {}
     for b in diagnosed:
         known.setdefault(b.device, []).append(b.at)
+        known_mode.setdefault((b.device, b.mode), []).append(b.at)
     prevented: list[tuple[int, datetime, str]] = []
     confirmed = 0
     for device_id, mode, outcome, created, resolved in tickets:
@@ -203,7 +206,7 @@ def _breakdowns(
         failed = next(
             (t for t in reversed(events.get(device, [])) if created <= t <= resolved), resolved
         )
-        if _near(known.get(device, []), failed):
+        if _near(known_mode.get((device, str(mode)), []), failed):
             continue  # the repair log already has this breakdown
         diagnosed.append(_Breakdown(device, failed, resolved, str(mode)))
         known.setdefault(device, []).append(failed)

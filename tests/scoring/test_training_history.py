@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-from psycopg import sql
 from typer.testing import CliRunner
 
 from backend.scoring.training_history import read_training_history
@@ -24,7 +20,6 @@ from models.fleet.repair_log import RepairRecord
 from models.fleet.training import MIN_FAILURES
 from models.registry import FileRegistry
 from tests.cli_output import said
-from tests.fixtures.fix_db import _with_database
 from tests.scoring.tiny_fleet import MACHINE_TYPE, SIM, Fleet, TinyFleet
 
 pytestmark = pytest.mark.services
@@ -47,28 +42,19 @@ def _midnight(day: date) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def loaded(pg_server_url: str, tiny_fleet: TinyFleet) -> Iterator[LoadedFleet]:
+def loaded(module_database_url: str, tiny_fleet: TinyFleet) -> LoadedFleet:
     """The tiny fleet's whole history in a database of its own, with its failures recorded."""
-    dbname = f"fleetcare_train_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    url = _with_database(pg_server_url, dbname)
-    try:
-        apply_migrations(url, dialect="postgres")
-        writer = Fleet(url, tiny_fleet)
-        ids = {
-            source: writer.write(source, source, _midnight(FIRST), _midnight(END), refresh=False)
-            for source in tiny_fleet.daily.device_ids
-        }
-        writer.refresh(_midnight(FIRST), _midnight(END))
-        with psycopg.connect(url, autocommit=True) as conn:
-            repairs = record_outcomes(conn, tiny_fleet.history / "ground_truth", ids)
-        yield LoadedFleet(url, tiny_fleet, ids, repairs, tiny_fleet.outcomes.modes)
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+    url = module_database_url
+    apply_migrations(url, dialect="postgres")
+    writer = Fleet(url, tiny_fleet)
+    ids = {
+        source: writer.write(source, source, _midnight(FIRST), _midnight(END), refresh=False)
+        for source in tiny_fleet.daily.device_ids
+    }
+    writer.refresh(_midnight(FIRST), _midnight(END))
+    with psycopg.connect(url, autocommit=True) as conn:
+        repairs = record_outcomes(conn, tiny_fleet.history / "ground_truth", ids)
+    return LoadedFleet(url, tiny_fleet, ids, repairs, tiny_fleet.outcomes.modes)
 
 
 def _order(names: tuple[str, ...]) -> list[int]:
@@ -251,44 +237,51 @@ def test_cli_says_what_is_missing(loaded: LoadedFleet, tmp_path: Path) -> None:
     assert "give failure mode names like bearing_wear" in out
 
 
-def test_a_ticket_is_the_breakdown_its_repair_resolved_not_an_earlier_one_in_its_window(
-    loaded: LoadedFleet,
+@pytest.mark.parametrize("hours_before_the_failure", [None, 8.0])
+def test_another_breakdown_in_a_tickets_window_is_not_taken_for_the_tickets_own(
+    loaded: LoadedFleet, hours_before_the_failure: float | None
 ) -> None:
-    """An earlier breakdown inside a confirmed ticket's window (diagnosed in the repair log)
-    is not taken for the ticket's own failure, which would leave that one undiagnosed."""
+    """A confirmed ticket whose window also holds another breakdown, diagnosed in the
+    repair log with another mode: soon after the ticket was opened (``None``), or 8 hours
+    before the ticket's own failure. Neither is taken for the ticket's failure, nor merged
+    with it: both stay diagnosed, none is left to censor every mode."""
     with psycopg.connect(loaded.url, autocommit=True) as conn:
         device, created, resolved, mode = conn.execute(
             "SELECT device_id, created_at, resolved_at, failure_mode FROM tickets "
             "WHERE outcome = 'failure_confirmed' AND created_at > %s ORDER BY id LIMIT 1",
             (_midnight(FIRST) + timedelta(days=1),),
         ).fetchone()  # type: ignore[misc]
-        external = conn.execute(
-            "SELECT external_id FROM devices WHERE id = %s", (device,)
-        ).fetchone()[0]  # type: ignore[index]
-        earlier = created + timedelta(hours=6)
+        external, failed = conn.execute(
+            "SELECT d.external_id, max(e.time) FROM devices d JOIN device_events e "
+            "ON e.device_id = d.id AND e.time BETWEEN %s AND %s WHERE d.id = %s "
+            "GROUP BY d.external_id",
+            (created, resolved, device),
+        ).fetchone()  # type: ignore[misc]
+        other_at = (
+            created + timedelta(hours=6)
+            if hours_before_the_failure is None
+            else failed - timedelta(hours=hours_before_the_failure)
+        )
         other = RepairRecord(
             device_id=external,
-            failed_at=earlier,
+            failed_at=other_at,
             mode="seal_leak" if mode != "seal_leak" else "bearing_wear",
-            repaired_at=earlier + timedelta(hours=4),
+            repaired_at=other_at + timedelta(hours=4),
         )
         conn.execute(
             "INSERT INTO device_events (time, device_id, seq, kind) VALUES (%s, %s, -1, 'trip')",
-            (earlier, device),
+            (other_at, device),
         )
         try:
+            before = read_training_history(conn, MACHINE_TYPE, FIRST, END, repairs=loaded.repairs)
             history = read_training_history(
                 conn, MACHINE_TYPE, FIRST, END, repairs=[*loaded.repairs, other]
             )
         finally:
             conn.execute("DELETE FROM device_events WHERE seq = -1")
     assert history.sources.unattributed == 0
-    assert history.sources.repair_log == len(loaded.repairs) + 1
+    assert history.sources.repair_log == before.sources.repair_log + 1
+    assert history.sources.confirmed_tickets == before.sources.confirmed_tickets
     k = history.daily.device_ids.index(external)
-    ticket_failed = [
-        at for i, at, m in history.outcomes.failures if i == k and m == mode and at > 0
-    ]
-    resolved_day = (resolved - _midnight(FIRST)).total_seconds() / 86_400
-    created_day = (created - _midnight(FIRST)).total_seconds() / 86_400
-    # The ticket's failure lies after the earlier breakdown, before the resolution.
-    assert any(created_day + 0.25 < at <= resolved_day for at in ticket_failed)
+    failed_day = (failed - _midnight(FIRST)).total_seconds() / 86_400
+    assert (k, failed_day, mode) in history.outcomes.failures
