@@ -1,6 +1,6 @@
 """A fleet model trained on the fleet's database against the same model trained on files.
 
-    .venv/bin/python -m benchmarks.models.fleet_from_database [--devices 500] [--days 365]
+    .venv/bin/python -m benchmarks.models.fleet_from_database [--devices 300] [--days 365]
         [--interval-s 3600] [--server postgresql://postgres@127.0.0.1:5432/postgres]
 
 A simulated fleet (seed 1) is written into a database of its own through ingest's writer
@@ -173,7 +173,7 @@ def main() -> None:
     from models.fleet.training import load_history as load_files
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--devices", type=int, default=300)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--interval-s", type=int, default=3600)
     parser.add_argument(
