@@ -63,23 +63,23 @@ def _console() -> Console:
 
 
 @contextmanager
-def _reported() -> Iterator[None]:
+def models_errors_reported() -> Iterator[None]:
     """A models error ends the command with its message and exit code 1, no traceback."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         yield
     except ModelsError as exc:
-        _error(str(exc))
+        exit_with_error(str(exc))
     except OSError as exc:  # an output or work folder that cannot be made or written
-        _error(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+        exit_with_error(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
 
-def _error(message: str) -> NoReturn:
+def exit_with_error(message: str) -> NoReturn:
     Console(stderr=True, highlight=False).print(f"error: {message}", style="bold red", markup=False)
     raise typer.Exit(1)
 
 
-def _announce(entry_name: str, version: str, metrics: dict[str, float]) -> None:
+def announce_registered(entry_name: str, version: str, metrics: dict[str, float]) -> None:
     shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
     _console().print(f"registered {entry_name} {version} (candidate): {shown}", markup=False)
 
@@ -102,7 +102,7 @@ def train_rul(
     from models.rul.cmapss_benchmark import default_config
     from models.train import train_rul_sequence
 
-    with _reported():
+    with models_errors_reported():
         from dataclasses import replace
 
         config = replace(default_config(subset), seed=seed)
@@ -111,7 +111,7 @@ def train_rul(
         if ensemble is not None:
             config = replace(config, ensemble=ensemble)
         entry = train_rul_sequence(_data(data, "cmapss"), subset, _registry(registry), config, name)
-        _announce(entry.name, entry.version, entry.metrics)
+        announce_registered(entry.name, entry.version, entry.metrics)
 
 
 @train_app.command("features")
@@ -126,11 +126,11 @@ def train_features(
     from models.features.rul_gbm import FeatureConfig
     from models.train import train_rul_features
 
-    with _reported():
+    with models_errors_reported():
         entry = train_rul_features(
             _data(data, "cmapss"), subset, _registry(registry), FeatureConfig(seed=seed), name
         )
-        _announce(entry.name, entry.version, entry.metrics)
+        announce_registered(entry.name, entry.version, entry.metrics)
 
 
 @train_app.command("anomaly")
@@ -143,9 +143,9 @@ def train_anomaly_command(
     """Unsupervised PCA anomaly score fitted on healthy history only."""
     from models.train import train_anomaly
 
-    with _reported():
+    with models_errors_reported():
         entry = train_anomaly(_data(data, "cmapss"), subset, _registry(registry), name=name)
-        _announce(entry.name, entry.version, entry.metrics)
+        announce_registered(entry.name, entry.version, entry.metrics)
 
 
 @train_app.command("ai4i")
@@ -156,9 +156,9 @@ def train_ai4i_command(
     from models.tabular.gbm import GbmConfig
     from models.train import train_ai4i
 
-    with _reported():
+    with models_errors_reported():
         entry = train_ai4i(_data(data, "ai4i2020"), _registry(registry), GbmConfig(seed=seed))
-        _announce(entry.name, entry.version, entry.metrics)
+        announce_registered(entry.name, entry.version, entry.metrics)
 
 
 @app.command("list")
@@ -168,7 +168,7 @@ def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per version")] = False,
 ) -> None:
     """Registered versions with status and metrics."""
-    with _reported():
+    with models_errors_reported():
         entries = _registry(registry).list(name)
     console = _console()
     for e in entries:
@@ -194,7 +194,7 @@ def promote(
     database_url: DatabaseOption = None,
 ) -> None:
     """Make VERSION the champion of NAME (the previous champion is retired)."""
-    with _reported():
+    with models_errors_reported():
         reg = _registry(registry)
         entry = reg.promote(name, version)
         if database_url:
@@ -205,7 +205,7 @@ def promote(
 @app.command()
 def retire(name: str, version: str, registry: RegistryOption = None) -> None:
     """Retire VERSION of NAME."""
-    with _reported():
+    with models_errors_reported():
         entry = _registry(registry).retire(name, version)
     _console().print(f"{entry.name} {entry.version} retired", markup=False)
 
@@ -222,7 +222,7 @@ def _sync(registry: FileRegistry, database_url: str) -> dict[str, int]:
 @app.command("sync-db")
 def sync_db(database_url: str, registry: RegistryOption = None) -> None:
     """Record every registered version in the model_versions table."""
-    with _reported():
+    with models_errors_reported():
         ids = _sync(_registry(registry), database_url)
     _console().print(f"recorded {len(ids)} version(s) in model_versions", markup=False)
 
@@ -239,7 +239,7 @@ def evaluate(
     """Score a registered model with onnxruntime on its data set's test split."""
     from models.evaluate import evaluate_registered
 
-    with _reported():
+    with models_errors_reported():
         reg = _registry(registry)
         entry = reg.get(name, version) if version else reg.default(name)
         metrics = evaluate_registered(
@@ -262,7 +262,7 @@ def benchmark_cmapss(
     from models.rul.cmapss_benchmark import default_config, run_benchmark
     from models.rul.evaluation import PUBLISHED_FD001
 
-    with _reported():
+    with models_errors_reported():
         config = default_config(subset)
         if epochs is not None:
             config = replace(config, epochs=epochs)
@@ -293,7 +293,7 @@ def benchmark_ai4i(
     """Stratified CV on AI4I 2020: raw columns vs physical features (ROC AUC, PR AUC, F1)."""
     from models.tabular.ai4i_report import run_ai4i_benchmark
 
-    with _reported():
+    with models_errors_reported():
         summary = run_ai4i_benchmark(_data(data, "ai4i2020"), folds, out)
     for features, figures in summary.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in figures.items())
@@ -327,7 +327,7 @@ def benchmark_sim(
 
     from models.fleet.benchmark import SimBenchmarkConfig, pooled_line, run_sim_benchmark
 
-    with _reported():
+    with models_errors_reported():
         config = SimBenchmarkConfig(
             devices, days, interval_s, train_seed, test_seed,
             train_devices=train_devices, train_days=train_days,
@@ -355,6 +355,6 @@ def report(
     confusion."""
     from models.report import write_report
 
-    with _reported():
+    with models_errors_reported():
         path = write_report(out, cmapss_json, ai4i_json, sim_json)
     _console().print(f"report written to {path}", markup=False)

@@ -7,9 +7,7 @@ library does not know about.
 
 from __future__ import annotations
 
-import logging
 import re
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -17,20 +15,15 @@ from typing import Annotated
 import typer
 
 from fleetcare.cli.days import day_option
-from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console, stdout_console
+from fleetcare.cli.state import backend_settings, cli_state, say, stdout_console
 from fleetcare.config import load_settings
-from models.errors import ModelsError
+from models.cli import announce_registered, exit_with_error, models_errors_reported
 from models.fleet.repair_log import MODE_PATTERN
 
 #: Fewer days than this leave too few windows (28 days each) and horizons (14) to learn from.
 MIN_DAYS = 60
 #: Feature rows checked onnxruntime against scikit-learn at export.
 PARITY_ROWS = 500
-
-
-def _fail(message: str) -> typer.Exit:
-    say(stderr_console(), f"error: {message}", style="bold red")
-    return typer.Exit(1)
 
 
 def _parse_modes(text: str) -> list[str]:
@@ -84,8 +77,6 @@ def train_fleet(
     Failures come from tickets resolved as ``failure_confirmed`` and from a repair log;
     ``failure_prevented`` tickets and undiagnosed failure events are censored.
     """
-    import numpy as np
-
     from backend.care.settings import CareSettings
     from backend.scoring.training_history import read_training_history
     from backend.storage.connect import connect
@@ -104,9 +95,8 @@ def train_fleet(
     config_file = cli_state(ctx).config_file
     care = load_settings(CareSettings, config_file)
     registry_dir = registry or load_settings(ModelsSettings, config_file).registry_dir
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     console = stdout_console()
-    try:
+    with models_errors_reported():
         repairs = read_repair_log(repair_log) if repair_log is not None else []
         with connect(settings.database_url) as conn:
             history = read_training_history(
@@ -119,11 +109,11 @@ def train_fleet(
                 modes=chosen,
             )
         daily, sources = history.daily, history.sources
-        with_data = int(np.isfinite(daily.means).any(axis=2).sum())
         say(
             console,
             f"history: {len(daily.device_ids):,} devices of {machine_type}, {first} to {last} "
-            f"({days} days), {len(daily.metrics)} metrics, {with_data:,} device-days with readings",
+            f"({days} days), {len(daily.metrics)} metrics, "
+            f"{daily.device_days_with_readings:,} device-days with readings",
         )
         say(
             console,
@@ -150,7 +140,7 @@ def train_fleet(
                 note = ""
             say(console, f"  {mode}: {count} failure(s){note}")
         if not trainable:
-            raise _fail(
+            exit_with_error(
                 f"no failure mode of {machine_type} has the {MIN_FAILURES} diagnosed failures a "
                 "classifier needs in this range: record outcomes on resolved tickets, give "
                 "--repair-log, or widen --days"
@@ -169,11 +159,6 @@ def train_fleet(
             parity_inputs=parity_inputs(daily, history.outcomes, fleet_config, PARITY_ROWS),
             name=name,
         )
-    except ModelsError as exc:
-        raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from None
-    shown = ", ".join(f"{k} {v:.3g}" for k, v in entry.metrics.items())
-    say(console, f"registered {entry.name} {entry.version} (candidate): {shown}")
+    announce_registered(entry.name, entry.version, entry.metrics)
     say(console, f"thresholds: {', '.join(f'{m} {t:.2f}' for m, t in model.thresholds.items())}")
     say(console, f"serve it with: fleetcare models promote {entry.name} {entry.version}")
