@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from backend.scoring.windows import catalogue_models, daily_rows
+from backend.scoring.windows import catalogue_models, daily_rows, metric_columns, place_rows
 from models.errors import DataSetError
 from models.fleet.daily import DailyMeans
 from models.fleet.labels import Outcomes, outcomes_of
@@ -86,25 +86,16 @@ class _Breakdown:
     mode: str
 
 
-def _catalogues(
-    conn: psycopg.Connection[Any], model_ids: list[int]
-) -> tuple[tuple[str, ...], dict[int, dict[int, int]]]:
-    """Metric names (in the first model's position order, then the others') and, per model
-    id, catalogue position -> column."""
+def _metric_names(conn: psycopg.Connection[Any], model_ids: list[int]) -> tuple[str, ...]:
+    """The metrics of the catalogue models, in the first model's position order, then the
+    others' new ones."""
     rows = conn.execute(
-        "SELECT dm.model_id, m.name, dm.position FROM device_model_metrics dm "
-        "JOIN metrics m ON m.id = dm.metric_id WHERE dm.model_id = ANY(%s) "
-        "ORDER BY array_position(%s::int[], dm.model_id), dm.position",
+        "SELECT m.name FROM device_model_metrics dm JOIN metrics m ON m.id = dm.metric_id "
+        "WHERE dm.model_id = ANY(%s) ORDER BY array_position(%s::int[], dm.model_id), "
+        "dm.position",
         (model_ids, model_ids),
     ).fetchall()
-    names: list[str] = []
-    for _, name, _ in rows:
-        if str(name) not in names:
-            names.append(str(name))
-    columns: dict[int, dict[int, int]] = {m: {} for m in model_ids}
-    for model_id, name, position in rows:
-        columns[int(model_id)][int(position)] = names.index(str(name))
-    return tuple(names), columns
+    return tuple(dict.fromkeys(str(r[0]) for r in rows))
 
 
 def _daily_means(
@@ -115,33 +106,23 @@ def _daily_means(
     days: int,
 ) -> DailyMeans:
     model_ids = sorted({model for _, _, model in devices})
-    metrics, columns = _catalogues(conn, model_ids)
+    metrics = _metric_names(conn, model_ids)
     if not metrics:
         raise DataSetError(machine_type, "its device models have no metrics in the catalogue")
     means = np.full((len(devices), days, len(metrics)), np.nan, dtype=np.float32)
     for model_id in model_ids:
-        rows_of = [(k, d) for k, (d, _, m) in enumerate(devices) if m == model_id]
-        index = np.asarray([k for k, _ in rows_of], dtype=np.int64)
-        ids = np.asarray([d for _, d in rows_of], dtype=np.int64)
-        lookup = np.full(max(columns[model_id], default=0) + 1, -1, dtype=np.int64)
-        for position, place in columns[model_id].items():
-            lookup[position] = place
+        index = np.asarray([k for k, (_, _, m) in enumerate(devices) if m == model_id])
+        ids = np.asarray([devices[k][0] for k in index], dtype=np.int64)
+        columns = metric_columns(conn, model_id, metrics)
         rows = daily_rows(
-            conn,
-            ids.tolist(),
-            list(columns[model_id]),
-            first_day,
-            first_day + timedelta(days=days),
+            conn, ids.tolist(), list(columns), first_day, first_day + timedelta(days=days)
         )
         if rows.size == 0:
             continue
-        order = np.argsort(ids, kind="stable")
-        at = np.searchsorted(ids[order], rows["device"].astype(np.int64))
-        device = index[order[np.minimum(at, ids.size - 1)]]
+        row, column = place_rows(rows, ids, columns)
         day = rows["day"].astype(np.int64) - (first_day - _EPOCH).days
-        column = lookup[rows["pos"].astype(np.int64)]
         keep = (day >= 0) & (day < days) & (column >= 0)
-        means[device[keep], day[keep], column[keep]] = rows["mean"][keep]
+        means[index[row[keep]], day[keep], column[keep]] = rows["mean"][keep]
     return DailyMeans(
         machine_type=machine_type,
         device_ids=tuple(external for _, external, _ in devices),

@@ -166,15 +166,23 @@ def read_windows(
     rows = daily_rows(conn, ids.tolist(), list(columns), first_day, end_day)
     if rows.size == 0:
         return out
-    order = np.argsort(ids, kind="stable")
-    at = np.searchsorted(ids[order], rows["device"].astype(np.int64))
-    row = order[np.minimum(at, ids.size - 1)]
+    row, column = place_rows(rows, ids, columns)
     day = rows["day"].astype(np.int64) - (last[row] - (days - 1))
     inside = (day >= 0) & (day < days)
-    lookup = np.full(max(columns) + 1, -1, dtype=np.int64)
-    for position, column in columns.items():
-        lookup[position] = column
-    out[row[inside], day[inside], lookup[rows["pos"].astype(np.int64)][inside]] = rows["mean"][
-        inside
-    ]
+    out[row[inside], day[inside], column[inside]] = rows["mean"][inside]
     return out
+
+
+def place_rows(
+    rows: NDArray[np.void], device_ids: NDArray[np.int64], columns: dict[int, int]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """For each row of :func:`daily_rows`: the index of its device in ``device_ids`` and
+    its column (catalogue position -> column by ``columns``; -1 for a position not there)."""
+    order = np.argsort(device_ids, kind="stable")
+    at = np.searchsorted(device_ids[order], rows["device"].astype(np.int64))
+    row: NDArray[np.int64] = order[np.minimum(at, device_ids.size - 1)]
+    lookup = np.full(max(columns, default=0) + 1, -1, dtype=np.int64)
+    for position, place in columns.items():
+        lookup[position] = place
+    column: NDArray[np.int64] = lookup[rows["pos"].astype(np.int64)]
+    return row, column
