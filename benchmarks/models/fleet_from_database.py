@@ -235,7 +235,7 @@ def main() -> None:
             rows.append({
                 "machine_type": machine_type,
                 "devices": len(db.daily.device_ids),
-                "device_days_with_readings": int(np.isfinite(db.daily.means).any(axis=2).sum()),
+                "device_days_with_readings": db.daily.device_days_with_readings,
                 "read_files_s": round(files_s, 2),
                 "read_database_s": round(db_s, 2),
                 "same_daily_means": same_days,

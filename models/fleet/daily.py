@@ -37,6 +37,11 @@ class DailyMeans:
     def days(self) -> int:
         return int(self.means.shape[1])
 
+    @property
+    def device_days_with_readings(self) -> int:
+        """Device-days with at least one observed value."""
+        return int(np.isfinite(self.means).any(axis=2).sum())
+
 
 def _history_start(out_dir: Path) -> tuple[date, int]:
     import json
