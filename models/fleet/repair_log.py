@@ -71,20 +71,19 @@ def read_repair_log(path: Path) -> list[RepairRecord]:
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
         header = tuple(reader.fieldnames or ())
-        missing = [c for c in _REQUIRED if c not in header]
-        unknown = [c for c in header if c not in COLUMNS]
-        if missing or unknown:
+        wrong = [
+            f"{what}: {', '.join(columns)}"
+            for what, columns in (
+                ("missing", [c for c in _REQUIRED if c not in header]),
+                ("unknown", [c for c in header if c not in COLUMNS]),
+            )
+            if columns
+        ]
+        if wrong:
             raise DataSetError(
                 str(path),
                 f"repair log columns must be {', '.join(COLUMNS)} (repaired_at optional); "
-                + "; ".join(
-                    part
-                    for part in (
-                        f"missing: {', '.join(missing)}" if missing else "",
-                        f"unknown: {', '.join(unknown)}" if unknown else "",
-                    )
-                    if part
-                ),
+                + "; ".join(wrong),
             )
         records: list[RepairRecord] = []
         problems: list[str] = []
