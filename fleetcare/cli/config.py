@@ -14,6 +14,7 @@ def reference_sections() -> list[tuple[str, type]]:
     from backend.ingest.settings import IngestSettings
     from backend.scoring.settings import ScoringSettings
     from backend.settings import BackendSettings
+    from backend.storage.settings import MaintenanceSettings
 
     return [
         ("Backend (`backend.settings.BackendSettings`)", BackendSettings),
@@ -21,6 +22,7 @@ def reference_sections() -> list[tuple[str, type]]:
         ("Care (`backend.care.settings.CareSettings`)", CareSettings),
         ("Customers (`backend.customers.settings.CustomersSettings`)", CustomersSettings),
         ("Scoring (`backend.scoring.settings.ScoringSettings`)", ScoringSettings),
+        ("Maintenance (`backend.storage.settings.MaintenanceSettings`)", MaintenanceSettings),
     ]
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 from rich.table import Table
 
-from fleetcare.cli.state import backend_settings, say, stdout_console
+from fleetcare.cli.state import backend_settings, cli_state, say, stdout_console
+from fleetcare.config import load_settings
 from fleetcare.embedded.stack import ServiceStack
 from fleetcare.redact import redact_url
+
+if TYPE_CHECKING:
+    from backend.storage.maintenance import MaintenanceReport
 
 app = typer.Typer(help="Database schema: migrate, status, maintain.", no_args_is_help=True)
 
@@ -65,27 +75,94 @@ def status(ctx: typer.Context) -> None:
         say(console, "pending: none", style="green")
 
 
+def _refresh_lookback(ctx: typer.Context) -> timedelta:
+    from backend.ingest.settings import IngestSettings
+    from backend.storage.maintenance import refresh_lookback_for
+    from backend.storage.settings import MaintenanceSettings
+
+    config_file = cli_state(ctx).config_file
+    days = load_settings(MaintenanceSettings, config_file).refresh_lookback_days
+    if days is not None:
+        return timedelta(days=days)
+    return refresh_lookback_for(load_settings(IngestSettings, config_file).max_past_s)
+
+
+def _pass_summary(report: MaintenanceReport) -> str:
+    dropped = {t: len(names) for t, names in report.retention.dropped.items() if names}
+    deleted = {t: n for t, n in report.retention.deleted_rows.items() if n}
+    return (
+        f"{report.partitions_created} partition(s) created; rollups refreshed for "
+        f"{report.refreshed_from:%Y-%m-%d %H:%M} .. {report.refreshed_to:%Y-%m-%d %H:%M} UTC; "
+        f"retention: dropped {dropped or 'nothing'}, deleted rows {deleted or 'none'}; "
+        f"{report.seconds:.2f} s"
+    )
+
+
 @app.command()
-def maintain(ctx: typer.Context) -> None:
-    """One maintenance pass: partitions ahead, rollups refreshed, retention applied."""
+def maintain(
+    ctx: typer.Context,
+    continuous: Annotated[
+        bool,
+        typer.Option(
+            "--continuous",
+            help="a pass every interval until Ctrl-C (the `maintain` service of `fleetcare up`)",
+        ),
+    ] = False,
+    interval: Annotated[
+        float | None,
+        typer.Option("--interval", min=1, help="seconds between passes (default: settings)"),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=0, help="with --continuous: seconds to run"),
+    ] = None,
+) -> None:
+    """Partitions ahead, rollups refreshed, retention applied: once, or every interval.
+
+    Rollups are refreshed as far back as ingest accepts readings (late backlogs included).
+    """
     from backend.storage.connect import connect
-    from backend.storage.maintenance import run_maintenance
+    from backend.storage.maintenance import Maintainer, run_maintenance
+    from backend.storage.settings import MaintenanceSettings
+    from fleetcare.cli.waiting import wait_until_stopped
 
     settings = backend_settings(ctx)
     console = stdout_console()
-    with (
-        ServiceStack(
-            settings, services=("database",), announce=lambda line: say(console, line)
-        ) as stack,
-        connect(stack.database_url, settings.connect_timeout_s, autocommit=True) as conn,
-    ):
-        report = run_maintenance(conn)
-    say(console, f"dialect {report.dialect}: {report.partitions_created} partition(s) created")
-    say(
-        console,
-        f"rollups refreshed for {report.refreshed_from:%Y-%m-%d %H:%M} .. "
-        f"{report.refreshed_to:%Y-%m-%d %H:%M} UTC",
-    )
-    dropped = {t: len(names) for t, names in report.retention.dropped.items() if names}
-    deleted = {t: n for t, n in report.retention.deleted_rows.items() if n}
-    say(console, f"retention: dropped {dropped or 'nothing'}; deleted rows {deleted or 'none'}")
+    lookback = _refresh_lookback(ctx)
+    with ServiceStack(
+        settings, services=("database",), announce=lambda line: say(console, line)
+    ) as stack:
+        if not continuous:
+            with connect(stack.database_url, settings.connect_timeout_s, autocommit=True) as conn:
+                report = run_maintenance(conn, refresh_lookback=lookback)
+            say(console, f"dialect {report.dialect}: {_pass_summary(report)}")
+            return
+        maintenance = load_settings(MaintenanceSettings, cli_state(ctx).config_file)
+        every = interval or maintenance.interval_s
+        logging.basicConfig(
+            level=getattr(logging, settings.log_level, logging.INFO),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        log = logging.getLogger("fleetcare.maintenance")
+        log.info(
+            "maintenance: database %s, a pass every %.0f s, rollups refreshed %s back",
+            redact_url(stack.database_url),
+            every,
+            lookback,
+        )
+        maintainer = Maintainer(stack.database_url, lookback, settings.connect_timeout_s)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=maintainer.run,
+            args=(every, stop, lambda done: log.info("pass: %s", _pass_summary(done))),
+            name="maintenance",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            wait_until_stopped(duration)
+        finally:
+            stop.set()
+            thread.join()
+        say(console, f"{maintainer.passes} pass(es), {maintainer.failures} failed")

@@ -40,6 +40,9 @@ BACKEND_SERVICES: tuple[BackendService, ...] = (
     BackendService("score", ("score",), "predictions for devices with new telemetry"),
     BackendService("care", ("care", "run"), "tickets, CSM alerts and notifications"),
     BackendService("api", ("api", "serve"), "HTTP API and console"),
+    BackendService(
+        "maintain", ("db", "maintain", "--continuous"), "partitions, rollups, retention"
+    ),
 )
 SERVICE_NAMES = tuple(service.name for service in BACKEND_SERVICES)
 

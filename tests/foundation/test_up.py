@@ -67,6 +67,19 @@ def _stored_readings(database_url: str, spec: FleetSpec) -> int:
     return int(row[0])
 
 
+def _rolled_up_readings(database_url: str, spec: FleetSpec) -> int:
+    """Readings of ``spec``'s devices counted in the daily rollup (one metric's counts)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(r.n), 0) FROM telemetry_daily r "
+            "JOIN devices d ON d.id = r.device_id WHERE d.external_id LIKE %s "
+            "AND r.position = 1",
+            (spec.prefix + "-%",),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _publish(broker_url: str, root: str, device_id: str, queue: Path) -> None:
     config = device_sdk.DeviceConfig(
         device_id=device_id, broker_urls=(broker_url,), queue_path=queue, topic_root=root
@@ -112,6 +125,7 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
         FLEETCARE_SCORING_METRICS_PORT="0",
         FLEETCARE_INGEST_METRICS_PORT="0",
         FLEETCARE_INGEST_CLIENT_ID_PREFIX=f"up-{secrets.token_hex(4)}",
+        FLEETCARE_MAINTENANCE_INTERVAL_S="1",
     )
     env.pop("FLEETCARE_CONFIG", None)
     started = time.monotonic()
@@ -134,6 +148,11 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
             lambda: _stored_readings(fresh_database_url, spec) >= READINGS,
             max(1.0, DURATION_S - (time.monotonic() - started) - 1),
         ), "the readings never reached the telemetry table"
+        # Nothing but the maintain service refreshes the rollups on plain PostgreSQL.
+        assert _wait_for(
+            lambda: _rolled_up_readings(fresh_database_url, spec) == READINGS,
+            max(1.0, DURATION_S - (time.monotonic() - started) - 1),
+        ), "the readings never reached the daily rollup"
         output, _ = process.communicate(timeout=DURATION_S + 20)
     finally:
         if process.poll() is None:
@@ -141,6 +160,6 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
     assert process.returncode == 0, output
     assert "stopped (duration elapsed)" in output, output
     assert "restarted" not in output, output
-    for service in ("ingest", "score", "care", "api"):
+    for service in ("ingest", "score", "care", "api", "maintain"):
         assert f"  {service}" in output, output
     assert _health(api_port) is None, "the API still answers after `up` stopped"

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from backend.storage.connect import connect
+from backend.storage.maintenance import run_maintenance
 from backend.storage.migrator import (
     apply_migrations,
     dialect_of,
@@ -126,3 +127,37 @@ def test_retention_drops_old_chunks(conn: psycopg.Connection[tuple[object, ...]]
         "WHERE proc_name = 'policy_retention' AND hypertable_name = 'telemetry'"
     ).fetchone()
     assert policy is not None and "30 days" in str(policy[0])
+
+
+def test_refresh_policies_reach_as_far_back_as_ingest_accepts(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    rows = conn.execute(
+        "SELECT hypertable_name, config->>'start_offset' FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+    ).fetchall()
+    offsets = {str(view): str(offset) for view, offset in rows}
+    assert offsets == {"telemetry_hourly": "31 days", "telemetry_daily": "32 days"}
+
+
+def test_a_backlog_after_a_long_outage_reaches_the_rollups(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    dialect = dialect_of(conn)
+    devices, metrics = register_fleet(conn, devices=4)
+    device = devices[3]
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = now - timedelta(days=6)
+    run_maintenance(conn, now=start)  # the last pass before the device went quiet
+    backlog = [
+        r._replace(seq=r.seq + 20_000)
+        for r in readings([device], metrics, hours=6 * 24, start=start, step_min=60)
+    ]
+    insert_readings(conn, dialect, backlog)  # delivered when it comes back
+    run_maintenance(conn, now=now)
+    first_day = start.replace(hour=0)
+    daily = rollup(conn, "daily", first_day, now, device_ids=[device])
+    assert {b.bucket.date() for b in daily} == {r.time.date() for r in backlog}
+    assert_same_buckets(
+        daily, raw_buckets(conn, dialect, timedelta(days=1), first_day, now, device_ids=[device])
+    )

@@ -1,0 +1,3 @@
+-- Nothing to change on plain PostgreSQL: its rollups are refreshed from the invalidation log
+-- by the maintenance pass (the `maintain` service of `fleetcare up`), which reaches back as
+-- far as ingest accepts readings. The TimescaleDB variant widens its refresh policies.
