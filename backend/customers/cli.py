@@ -6,11 +6,14 @@ Mounted by the root CLI as ``app.add_typer(customers_cli.app, name="accounts")``
 from __future__ import annotations
 
 import json
+import logging
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from psycopg import Connection
@@ -22,6 +25,10 @@ from backend.customers.records import SOURCES, Source
 from backend.customers.settings import CustomersSettings
 from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console, stdout_console
 from fleetcare.config import load_settings
+
+if TYPE_CHECKING:
+    from backend.customers.churn_model import LinearChurnModel
+    from backend.customers.health_weights import HealthWeights
 
 app = typer.Typer(
     help="Customer accounts: import, identity, quality, health, segments, export, erasure.",
@@ -214,6 +221,22 @@ def health(
         str | None, typer.Option(help="only accounts with new data since (ISO time)")
     ] = None,
     at: Annotated[str | None, typer.Option(help="score as of (ISO time; default now)")] = None,
+    continuous: Annotated[
+        bool,
+        typer.Option(
+            "--continuous",
+            help="a pass every interval until Ctrl-C: changed and stale accounts "
+            "(the `health` service of `fleetcare up`)",
+        ),
+    ] = False,
+    interval: Annotated[
+        float | None,
+        typer.Option("--interval", min=1, help="seconds between passes (default: settings)"),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=0, help="with --continuous: seconds to run"),
+    ] = None,
 ) -> None:
     """Recompute health scores (incrementally with --since) and keep them with their inputs."""
     from backend.customers.churn_model import LinearChurnModel
@@ -223,6 +246,11 @@ def health(
     settings = _settings(ctx)
     weights = load_weights(settings.health_weights)
     model = LinearChurnModel.load(settings.churn_model) if settings.churn_model else None
+    if continuous:
+        if since is not None or at is not None:
+            raise typer.BadParameter("--continuous scores as of each pass: drop --since/--at")
+        _health_forever(ctx, weights, model, interval or settings.health_interval_s, duration)
+        return
     moment = _parse_time(at) or datetime.now(UTC)
     with _connection(ctx) as conn:
         scores = recompute(conn, weights, at=moment, since=_parse_time(since), churn_model=model)
@@ -231,6 +259,59 @@ def health(
         bands[score.band] = bands.get(score.band, 0) + 1
     summary = ", ".join(f"{n} {b}" for b, n in sorted(bands.items())) or "nothing changed"
     say(stdout_console(), f"scored {len(scores)} account(s) (weights {weights.version}): {summary}")
+
+
+def _health_forever(
+    ctx: typer.Context,
+    weights: HealthWeights,
+    model: LinearChurnModel | None,
+    interval_s: float,
+    duration: float | None,
+) -> None:
+    from backend.customers.health_service import HealthPass, HealthRefresher
+    from fleetcare.cli.waiting import wait_until_stopped
+    from fleetcare.embedded.stack import ServiceStack
+    from fleetcare.redact import redact_url
+
+    settings = backend_settings(ctx)
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    log = logging.getLogger("fleetcare.health")
+    rescore_after = timedelta(hours=_settings(ctx).health_rescore_after_hours)
+
+    def report(done: HealthPass) -> None:
+        bands = ", ".join(f"{n} {b}" for b, n in sorted(done.bands.items())) or "none"
+        log.info(
+            "pass: %d account(s) scored (%d changed, %d stale): %s; %.2f s",
+            done.scored, done.changed, done.stale, bands, done.seconds,
+        )  # fmt: skip
+
+    with ServiceStack(settings, services=("database",)) as stack:
+        log.info(
+            "health: database %s, a pass every %.0f s, weights %s, rescored after %s",
+            redact_url(stack.database_url), interval_s, weights.version, rescore_after,
+        )  # fmt: skip
+        refresher = HealthRefresher(
+            stack.database_url,
+            weights,
+            rescore_after=rescore_after,
+            churn_model=model,
+            connect_timeout_s=settings.connect_timeout_s,
+        )
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=refresher.run, args=(interval_s, stop, report), name="health", daemon=True
+        )
+        thread.start()
+        try:
+            wait_until_stopped(duration)
+        finally:
+            stop.set()
+            thread.join()
+    say(stdout_console(), f"{refresher.passes} pass(es), {refresher.failures} failed")
 
 
 @app.command("churn-train")

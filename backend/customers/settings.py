@@ -50,6 +50,20 @@ class CustomersSettings(FleetcareSettings):
         description="a churn model file (fleetcare accounts churn-train); scores then carry "
         "a churn risk",
     )
+    health_interval_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="seconds between two passes of the health service "
+        "(fleetcare accounts health --continuous, part of fleetcare up)",
+    )
+    health_rescore_after_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 31,
+        description="the health service also rescores every account whose newest score is "
+        "older than this (renewals draw nearer and usage ages without new data)",
+    )
     data_sets: Path = Field(
         default_factory=default_data_sets_dir,
         description="a directory holding telco_churn/ (default: $FLEETCARE_DATA_SETS)",

@@ -48,7 +48,9 @@ log = logging.getLogger("benchmarks.soak")
 
 #: Processes judged for flat memory (the simulated fleet is plotted, not judged: the
 #: simulator keeps its ground truth in memory by design).
-JUDGED_ROLES = ("up", "ingest", "score", "care", "api", "maintain", "mosquitto", "postgres")
+JUDGED_ROLES = (
+    "up", "ingest", "score", "care", "health", "api", "maintain", "mosquitto", "postgres",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -407,7 +409,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
         }
         return SoakResult(
             options,
-            ["ingest", "care", "api", "maintain"] + ([] if skip else ["score"]),
+            ["ingest", "care", "health", "api", "maintain"] + ([] if skip else ["score"]),
             sampler.samples,
             events,
             sim_faults,

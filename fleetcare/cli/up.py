@@ -39,6 +39,9 @@ BACKEND_SERVICES: tuple[BackendService, ...] = (
     BackendService("ingest", ("ingest", "run"), "MQTT to the database"),
     BackendService("score", ("score",), "predictions for devices with new telemetry"),
     BackendService("care", ("care", "run"), "tickets, CSM alerts and notifications"),
+    BackendService(
+        "health", ("accounts", "health", "--continuous"), "account health scores (CSM alerts)"
+    ),
     BackendService("api", ("api", "serve"), "HTTP API and console"),
     BackendService(
         "maintain", ("db", "maintain", "--continuous"), "partitions, rollups, retention"

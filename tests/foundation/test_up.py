@@ -80,6 +80,13 @@ def _rolled_up_readings(database_url: str, spec: FleetSpec) -> int:
     return int(row[0])
 
 
+def _health_scores(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM health_scores").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _publish(broker_url: str, root: str, device_id: str, queue: Path) -> None:
     config = device_sdk.DeviceConfig(
         device_id=device_id, broker_urls=(broker_url,), queue_path=queue, topic_root=root
@@ -126,6 +133,7 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
         FLEETCARE_INGEST_METRICS_PORT="0",
         FLEETCARE_INGEST_CLIENT_ID_PREFIX=f"up-{secrets.token_hex(4)}",
         FLEETCARE_MAINTENANCE_INTERVAL_S="1",
+        FLEETCARE_CUSTOMERS_HEALTH_INTERVAL_S="1",
     )
     env.pop("FLEETCARE_CONFIG", None)
     started = time.monotonic()
@@ -141,6 +149,8 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
         assert _wait_for(lambda: _health(api_port) is not None, DURATION_S - 5), (
             f"the API never answered /health on port {api_port}"
         )
+        with psycopg.connect(fresh_database_url) as conn:
+            conn.execute("INSERT INTO accounts (customer_key, name) VALUES ('acme', 'Acme')")
         spec = FleetSpec(prefix=f"up{secrets.token_hex(3)}", devices=1, metrics=METRICS)
         register_fleet(fresh_database_url, spec)
         _publish(broker.url, root, spec.device_id(0), tmp_path / "queue")
@@ -153,6 +163,10 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
             lambda: _rolled_up_readings(fresh_database_url, spec) == READINGS,
             max(1.0, DURATION_S - (time.monotonic() - started) - 1),
         ), "the readings never reached the daily rollup"
+        assert _wait_for(
+            lambda: _health_scores(fresh_database_url) >= 1,
+            max(1.0, DURATION_S - (time.monotonic() - started) - 1),
+        ), "the health service never scored the account"
         output, _ = process.communicate(timeout=DURATION_S + 20)
     finally:
         if process.poll() is None:
@@ -160,6 +174,6 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
     assert process.returncode == 0, output
     assert "stopped (duration elapsed)" in output, output
     assert "restarted" not in output, output
-    for service in ("ingest", "score", "care", "api", "maintain"):
+    for service in ("ingest", "score", "care", "health", "api", "maintain"):
         assert f"  {service}" in output, output
     assert _health(api_port) is None, "the API still answers after `up` stopped"

@@ -138,6 +138,10 @@ def test_up_children_are_recognised_by_their_sub_command() -> None:
     assert role_of_up_child(["python", "-m", "fleetcare.cli", "api", "serve"]) == "api"
     assert role_of_up_child(["python", "-m", "fleetcare.cli", "score"]) == "score"
     assert (
+        role_of_up_child(["python", "-m", "fleetcare.cli", "accounts", "health", "--continuous"])
+        == "health"
+    )
+    assert (
         role_of_up_child(["python", "-m", "fleetcare.cli", "db", "maintain", "--continuous"])
         == "maintain"
     )
