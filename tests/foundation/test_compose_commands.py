@@ -166,6 +166,7 @@ def test_the_backend_services_run_the_real_commands(services: Services) -> None:
         "ingest": [("ingest", "run")],
         "score": [("score",)],
         "care": [("care", "run")],
+        "health": [("accounts", "health")],
         "gateway": [("gateway", "run")],
         "simulator": [("sim", "run")],
     }
