@@ -167,6 +167,7 @@ def test_the_backend_services_run_the_real_commands(services: Services) -> None:
         "score": [("score",)],
         "care": [("care", "run")],
         "health": [("accounts", "health")],
+        "maintain": [("db", "maintain")],
         "gateway": [("gateway", "run")],
         "simulator": [("sim", "run")],
     }

@@ -133,11 +133,46 @@ def test_refresh_policies_reach_as_far_back_as_ingest_accepts(
     conn: psycopg.Connection[tuple[object, ...]],
 ) -> None:
     rows = conn.execute(
-        "SELECT hypertable_name, config->>'start_offset' FROM timescaledb_information.jobs "
+        "SELECT hypertable_name, config->>'start_offset', config->>'end_offset' "
+        "FROM timescaledb_information.jobs "
         "WHERE proc_name = 'policy_refresh_continuous_aggregate'"
     ).fetchall()
-    offsets = {str(view): str(offset) for view, offset in rows}
-    assert offsets == {"telemetry_hourly": "31 days", "telemetry_daily": "32 days"}
+    offsets = {str(view): (str(start), str(end)) for view, start, end in rows}
+    assert offsets == {
+        "telemetry_hourly": ("31 days", "01:00:00"),
+        "telemetry_daily": ("32 days", "01:00:00"),
+    }
+
+
+def test_the_policies_alone_roll_up_yesterday(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """Where no maintenance pass runs, a day's bucket must not wait another day: it is
+    materialised once the day has been over for the end offset (an hour)."""
+    dialect = dialect_of(conn)
+    devices, metrics = register_fleet(conn, devices=5)
+    device = devices[4]
+    now = datetime.now(UTC)
+    ended = (now - timedelta(hours=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = ended - timedelta(days=1)  # yesterday, or the day before in the first hour
+    rows = [
+        r._replace(seq=r.seq + 30_000)
+        for r in readings([device], metrics, hours=72, start=day - timedelta(days=1))
+        if r.time < now - timedelta(minutes=5)
+    ]
+    insert_readings(conn, dialect, rows)
+    jobs = conn.execute(
+        "SELECT job_id FROM timescaledb_information.jobs "
+        "WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY hypertable_name DESC"
+    ).fetchall()  # hourly first: the daily rollup is built on it
+    for (job_id,) in jobs:
+        conn.execute("CALL run_job(%s)", (job_id,))
+    daily = rollup(conn, "daily", day, day + timedelta(days=1), device_ids=[device])
+    assert daily and all(b.bucket == day for b in daily)
+    expected = raw_buckets(
+        conn, dialect, timedelta(days=1), day, day + timedelta(days=1), device_ids=[device]
+    )
+    assert_same_buckets(daily, expected)
 
 
 def test_a_backlog_after_a_long_outage_reaches_the_rollups(
