@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,6 +21,7 @@ from backend.customers.errors import CustomersError
 from backend.customers.identity import Thresholds
 from backend.customers.records import SOURCES, Source
 from backend.customers.settings import CustomersSettings
+from fleetcare.cli.service_options import DurationOption, IntervalOption, log_to_stderr
 from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console, stdout_console
 from fleetcare.config import load_settings
 
@@ -229,14 +228,8 @@ def health(
             "(the `health` service of `fleetcare up`)",
         ),
     ] = False,
-    interval: Annotated[
-        float | None,
-        typer.Option("--interval", min=1, help="seconds between passes (default: settings)"),
-    ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option("--duration", min=0, help="with --continuous: seconds to run"),
-    ] = None,
+    interval: IntervalOption = None,
+    duration: DurationOption = None,
 ) -> None:
     """Recompute health scores (incrementally with --since) and keep them with their inputs."""
     from backend.customers.churn_model import LinearChurnModel
@@ -269,16 +262,12 @@ def _health_forever(
     duration: float | None,
 ) -> None:
     from backend.customers.health_service import HealthPass, HealthRefresher
-    from fleetcare.cli.waiting import wait_until_stopped
+    from fleetcare.cli.waiting import run_until_stopped
     from fleetcare.embedded.stack import ServiceStack
     from fleetcare.redact import redact_url
 
     settings = backend_settings(ctx)
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    log_to_stderr(settings.log_level)
     log = logging.getLogger("fleetcare.health")
     rescore_after = timedelta(hours=_settings(ctx).health_rescore_after_hours)
 
@@ -301,16 +290,7 @@ def _health_forever(
             churn_model=model,
             connect_timeout_s=settings.connect_timeout_s,
         )
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=refresher.run, args=(interval_s, stop, report), name="health", daemon=True
-        )
-        thread.start()
-        try:
-            wait_until_stopped(duration)
-        finally:
-            stop.set()
-            thread.join()
+        run_until_stopped("health", lambda stop: refresher.run(interval_s, stop, report), duration)
     say(stdout_console(), f"{refresher.passes} pass(es), {refresher.failures} failed")
 
 

@@ -30,6 +30,7 @@ from backend.customers.health_job import changed_accounts, recompute
 from backend.customers.health_weights import HealthWeights
 from backend.storage.connect import connect
 from fleetcare.errors import ServiceUnavailableError
+from fleetcare.periodic import every_interval
 
 log = logging.getLogger("fleetcare.health")
 
@@ -119,13 +120,15 @@ class HealthRefresher:
         A failed pass is logged and counted and its transaction rolled back; the next one
         starts from the same moment, so the accounts it missed are scored then.
         """
-        while not stop.is_set():
-            begun = time.monotonic()
-            try:
-                done = self.run_once()
-                if on_pass is not None:
-                    on_pass(done)
-            except (psycopg.Error, OSError, ServiceUnavailableError, CustomersError) as exc:
-                self.failures += 1
-                log.error("health pass failed (%s): %s", type(exc).__name__, exc)
-            stop.wait(max(0.0, interval_s - (time.monotonic() - begun)))
+        every_interval(
+            interval_s,
+            stop,
+            self.run_once,
+            on_pass=on_pass,
+            expected=(psycopg.Error, OSError, ServiceUnavailableError, CustomersError),
+            on_failure=self._failed,
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        log.error("health pass failed (%s): %s", type(exc).__name__, exc)

@@ -6,14 +6,13 @@ Mounted by the root CLI as ``app.add_typer(backend.scoring.cli.app, name="score"
 from __future__ import annotations
 
 import logging
-import sys
-import threading
 from contextlib import ExitStack
 from typing import Annotated, cast
 
 import typer
 
 from backend.scoring.settings import ScoringSettings
+from fleetcare.cli.service_options import DurationOption, IntervalOption, log_to_stderr
 from fleetcare.cli.state import backend_settings, cli_state, say, stdout_console
 from fleetcare.config import load_settings
 from fleetcare.redact import redact_url
@@ -33,31 +32,21 @@ def scoring_settings(ctx: typer.Context) -> ScoringSettings:
 def score(
     ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
-    interval: Annotated[
-        float | None,
-        typer.Option("--interval", min=1, help="seconds between passes (default: settings)"),
-    ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option("--duration", min=0, help="seconds to run (default: until Ctrl-C)"),
-    ] = None,
+    interval: IntervalOption = None,
+    duration: DurationOption = None,
 ) -> None:
     """Score every device whose telemetry is newer than its last prediction."""
     if ctx.invoked_subcommand is not None:
         return
     from backend.ingest.metrics import IngestMetrics, serving
     from backend.scoring.worker import PassReport, ScoringWorker
-    from fleetcare.cli.waiting import wait_until_stopped
+    from fleetcare.cli.waiting import run_until_stopped
     from models.registry import FileRegistry
     from models.settings import ModelsSettings
 
     settings = backend_settings(ctx)
     scoring = scoring_settings(ctx)
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    log_to_stderr(settings.log_level)
     if settings.database_url is None:
         raise typer.BadParameter("FLEETCARE_DATABASE_URL is not set")
     from backend.storage.connect import connect
@@ -94,22 +83,11 @@ def score(
         report(done)
         say(console, f"{done.scored} device(s) scored in {done.seconds:.2f} s")
         return
-    stop = threading.Event()
     with ExitStack() as stack:
         port = stack.enter_context(
             serving(cast(IngestMetrics, worker.metrics), scoring.metrics_host, scoring.metrics_port)
         )
         if port is not None:
             log.info("metrics on http://%s:%d/metrics", scoring.metrics_host, port)
-        thread = threading.Thread(
-            target=worker.run,
-            args=(interval or scoring.interval_s, stop, report),
-            name="scoring",
-            daemon=True,
-        )
-        thread.start()
-        try:
-            wait_until_stopped(duration)
-        finally:
-            stop.set()
-            thread.join()
+        every = interval or scoring.interval_s
+        run_until_stopped("scoring", lambda stop: worker.run(every, stop, report), duration)

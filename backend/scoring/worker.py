@@ -30,6 +30,7 @@ from backend.scoring.windows import (
     read_windows,
 )
 from backend.scoring.writer import PredictionRow, write_predictions
+from fleetcare.periodic import every_interval
 from models.errors import ModelsError
 from models.fleet.scorer import FAMILY, FleetScorer
 from models.registry import FileRegistry
@@ -239,14 +240,21 @@ class ScoringWorker:
 
         A failed pass is logged and counted; the next one runs at its time.
         """
-        while not stop.is_set():
-            begun = time.monotonic()
-            try:
-                report = self.run_once()
-                log.info("pass: %d device(s) scored in %.2f s", report.scored, report.seconds)
-                if on_pass is not None:
-                    on_pass(report)
-            except (psycopg.Error, ModelsError, OSError) as exc:
-                self.metrics.errors.inc(1, type(exc).__name__)
-                log.error("scoring pass failed: %s", exc)
-            stop.wait(max(0.0, interval_s - (time.monotonic() - begun)))
+
+        def passed(report: PassReport) -> None:
+            log.info("pass: %d device(s) scored in %.2f s", report.scored, report.seconds)
+            if on_pass is not None:
+                on_pass(report)
+
+        every_interval(
+            interval_s,
+            stop,
+            self.run_once,
+            on_pass=passed,
+            expected=(psycopg.Error, ModelsError, OSError),
+            on_failure=self._failed,
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        self.metrics.errors.inc(1, type(exc).__name__)
+        log.error("scoring pass failed: %s", exc)

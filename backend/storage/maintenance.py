@@ -27,6 +27,7 @@ from backend.storage.dialect import Connection, RetentionReport, ensure_partitio
 from backend.storage.errors import StorageError
 from backend.storage.migrator import dialect_of
 from fleetcare.errors import ServiceUnavailableError
+from fleetcare.periodic import every_interval
 
 #: Added to ingest's accepted past: readings at its edge land in a bucket that starts earlier.
 REFRESH_MARGIN = timedelta(days=1)
@@ -97,13 +98,15 @@ class Maintainer:
         on_pass: Callable[[MaintenanceReport], None] | None = None,
     ) -> None:
         """Pass after pass, every ``interval_s`` seconds, until ``stop`` is set."""
-        while not stop.is_set():
-            begun = time.monotonic()
-            try:
-                report = self.run_once()
-                if on_pass is not None:
-                    on_pass(report)
-            except (psycopg.Error, OSError, ServiceUnavailableError, StorageError) as exc:
-                self.failures += 1
-                log.error("maintenance pass failed (%s): %s", type(exc).__name__, exc)
-            stop.wait(max(0.0, interval_s - (time.monotonic() - begun)))
+        every_interval(
+            interval_s,
+            stop,
+            self.run_once,
+            on_pass=on_pass,
+            expected=(psycopg.Error, OSError, ServiceUnavailableError, StorageError),
+            on_failure=self._failed,
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        log.error("maintenance pass failed (%s): %s", type(exc).__name__, exc)

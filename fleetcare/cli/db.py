@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from fleetcare.cli.service_options import DurationOption, IntervalOption, log_to_stderr
 from fleetcare.cli.state import backend_settings, cli_state, say, stdout_console
 from fleetcare.config import load_settings
 from fleetcare.embedded.stack import ServiceStack
@@ -108,14 +108,8 @@ def maintain(
             help="a pass every interval until Ctrl-C (the `maintain` service of `fleetcare up`)",
         ),
     ] = False,
-    interval: Annotated[
-        float | None,
-        typer.Option("--interval", min=1, help="seconds between passes (default: settings)"),
-    ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option("--duration", min=0, help="with --continuous: seconds to run"),
-    ] = None,
+    interval: IntervalOption = None,
+    duration: DurationOption = None,
 ) -> None:
     """Partitions ahead, rollups refreshed, retention applied: once, or every interval.
 
@@ -124,7 +118,7 @@ def maintain(
     from backend.storage.connect import connect
     from backend.storage.maintenance import Maintainer, run_maintenance
     from backend.storage.settings import MaintenanceSettings
-    from fleetcare.cli.waiting import wait_until_stopped
+    from fleetcare.cli.waiting import run_until_stopped
 
     settings = backend_settings(ctx)
     console = stdout_console()
@@ -139,30 +133,16 @@ def maintain(
             return
         maintenance = load_settings(MaintenanceSettings, cli_state(ctx).config_file)
         every = interval or maintenance.interval_s
-        logging.basicConfig(
-            level=getattr(logging, settings.log_level, logging.INFO),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+        log_to_stderr(settings.log_level)
         log = logging.getLogger("fleetcare.maintenance")
         log.info(
             "maintenance: database %s, a pass every %.0f s, rollups refreshed %s back",
-            redact_url(stack.database_url),
-            every,
-            lookback,
-        )
+            redact_url(stack.database_url), every, lookback,
+        )  # fmt: skip
         maintainer = Maintainer(stack.database_url, lookback, settings.connect_timeout_s)
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=maintainer.run,
-            args=(every, stop, lambda done: log.info("pass: %s", _pass_summary(done))),
-            name="maintenance",
-            daemon=True,
-        )
-        thread.start()
-        try:
-            wait_until_stopped(duration)
-        finally:
-            stop.set()
-            thread.join()
+
+        def passes(stop: threading.Event) -> None:
+            maintainer.run(every, stop, lambda done: log.info("pass: %s", _pass_summary(done)))
+
+        run_until_stopped("maintenance", passes, duration)
         say(console, f"{maintainer.passes} pass(es), {maintainer.failures} failed")

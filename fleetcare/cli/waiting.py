@@ -58,3 +58,20 @@ def wait_until_stopped(
     except KeyboardInterrupt:
         return True
     return False
+
+
+def run_until_stopped(
+    name: str, target: Callable[[threading.Event], None], duration_s: float | None
+) -> None:
+    """Run ``target(stop)`` in a thread until ``duration_s`` passes or the user stops it.
+
+    ``stop`` is set when the wait ends; the thread is joined before returning.
+    """
+    stop = threading.Event()
+    thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+    thread.start()
+    try:
+        wait_until_stopped(duration_s)
+    finally:
+        stop.set()
+        thread.join()

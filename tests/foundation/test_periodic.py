@@ -1,0 +1,51 @@
+"""The periodic-pass loop of the backend services: cadence, expected and unexpected errors."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import pytest
+
+from fleetcare.periodic import every_interval
+
+
+def test_passes_run_at_the_interval_and_stop_when_asked() -> None:
+    stop = threading.Event()
+    started: list[float] = []
+
+    def one_pass() -> int:
+        started.append(time.monotonic())
+        if len(started) == 3:
+            stop.set()
+        return len(started)
+
+    reported: list[int] = []
+    every_interval(0.2, stop, one_pass, on_pass=reported.append, expected=(), on_failure=print)
+    assert reported == [1, 2, 3]
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert all(0.18 <= gap < 1.0 for gap in gaps), gaps
+
+
+def test_an_expected_error_is_reported_and_the_next_pass_runs() -> None:
+    stop = threading.Event()
+    calls: list[int] = []
+    failures: list[Exception] = []
+
+    def one_pass() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("database restarting")
+        stop.set()
+
+    every_interval(0.01, stop, one_pass, expected=(OSError,), on_failure=failures.append)
+    assert len(calls) == 2 and [str(f) for f in failures] == ["database restarting"]
+
+
+def test_an_unexpected_error_ends_the_loop() -> None:
+    def one_pass() -> None:
+        raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError):
+        every_interval(0.01, threading.Event(), one_pass, expected=(OSError,), on_failure=print)
