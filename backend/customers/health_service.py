@@ -7,8 +7,13 @@ of an account *as of a moment* (a renewal draws nearer, usage ages), so it goes 
 when nothing new arrives. The care engine reads the new scores and raises the CSM alerts
 (``health_drop``, ``health_band``, ``renewal_risk``).
 
-Nothing is kept between passes but the start of the last successful one; after a restart
-the newest stored score's time takes its place, so no change is missed.
+Inputs carry the time they were made, not the time they were committed: a scoring pass
+stamps its predictions with its start and commits them at its end. So each pass looks for
+changes from :data:`CHANGE_OVERLAP` before the previous pass's start; an account changed in
+that overlap may be scored twice, never missed. (Inputs stamped further back, such as a CRM
+import of tickets opened days ago, reach the score at the daily rescoring.) Nothing else is
+kept between passes; after a restart the newest stored score's time takes the previous
+start's place.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from fleetcare.errors import ServiceUnavailableError
 from fleetcare.periodic import every_interval
 
 log = logging.getLogger("fleetcare.health")
+
+#: How far before the previous pass's start a pass looks for changed inputs.
+CHANGE_OVERLAP = timedelta(minutes=5)
 
 _STALE = """
 SELECT a.id FROM accounts a WHERE a.status NOT IN ('erased', 'prospect')
@@ -93,7 +101,9 @@ class HealthRefresher:
         at = now or datetime.now(UTC)
         with connect(self.database_url, self.connect_timeout_s) as conn, conn.transaction():
             since = self.since or newest_score_time(conn)
-            changed = set(changed_accounts(conn, since)) if since is not None else set()
+            changed = (
+                set(changed_accounts(conn, since - CHANGE_OVERLAP)) if since is not None else set()
+            )
             stale = set(stale_accounts(conn, at - self.rescore_after)) - changed
             scores = recompute(
                 conn,

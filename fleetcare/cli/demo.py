@@ -111,6 +111,7 @@ def default_steps(
     from fleetcare.demo.care_step import CareStep
     from fleetcare.demo.finish_step import FinishStep
     from fleetcare.demo.gateway_site import GatewaySite
+    from fleetcare.demo.health_step import HealthStep
     from fleetcare.demo.live_view import LiveViewStep
     from fleetcare.demo.model_step import ModelStep
     from fleetcare.demo.outcome import BaselineStep
@@ -124,6 +125,7 @@ def default_steps(
         models, interval_s=daily_interval_s(fleet.plan.speed), span_s=lambda: fleet.span_s
     )
     care = CareStep(time_scale=fleet.plan.speed)
+    health = HealthStep(interval_s=daily_interval_s(fleet.plan.speed))
     receiver = WebhookReceiverStep()
     api = ApiStep(lambda: fleet.devices)
     return [
@@ -136,8 +138,9 @@ def default_steps(
         fleet,
         api,
         scoring,
+        health,
         LiveViewStep(baseline, fleet, receiver),
-        FinishStep(baseline, fleet, scoring, care, receiver, api),
+        FinishStep(baseline, fleet, scoring, health, care, receiver, api),
     ]
 
 

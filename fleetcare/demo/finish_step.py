@@ -1,7 +1,8 @@
 """The end of the demo: drain the loop in order, then add its figures to the summary.
 
 The fleet stops (or ends its span) and ingest writes what was delivered; scoring makes a
-last pass; the care engine evaluates the last predictions and delivers what they queued;
+last pass and the health service scores the accounts it changed; the care engine evaluates
+the last predictions and health scores and delivers what they queued;
 then this run's predictions, tickets, alerts and webhook deliveries are counted and the
 failures of the span are judged against the simulator's ground truth.
 """
@@ -15,6 +16,7 @@ import psycopg
 from fleetcare.cli.state import say
 from fleetcare.demo.care_step import dead_lettered
 from fleetcare.demo.ground_truth import published_span, span_failures
+from fleetcare.demo.health_step import alerts_by_kind, health_counts
 from fleetcare.demo.outcome import judge, loop_counts
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from fleetcare.cli.demo import DemoRun
     from fleetcare.demo.api_step import ApiStep
     from fleetcare.demo.care_step import CareStep
+    from fleetcare.demo.health_step import HealthStep
     from fleetcare.demo.outcome import BaselineStep
     from fleetcare.demo.scoring_step import ScoringStep
     from fleetcare.demo.webhook_receiver import WebhookReceiverStep
@@ -37,6 +40,7 @@ class FinishStep:
         baseline: BaselineStep,
         fleet: SimulatedFleetStep,
         scoring: ScoringStep,
+        health: HealthStep,
         care: CareStep,
         receiver: WebhookReceiverStep,
         api: ApiStep,
@@ -44,6 +48,7 @@ class FinishStep:
         self.baseline = baseline
         self.fleet = fleet
         self.scoring = scoring
+        self.health = health
         self.care = care
         self.receiver = receiver
         self.api = api
@@ -51,8 +56,9 @@ class FinishStep:
     def run(self, demo: DemoRun) -> None:
         say(demo.console, "  stopping the fleet; ingest writes what was delivered")
         self.fleet.finish(demo)
-        say(demo.console, "  last scoring and care passes, pending webhooks")
+        say(demo.console, "  last scoring, health and care passes, pending webhooks")
         self.scoring.finish()
+        self.health.finish()
         self.care.finish()
         with psycopg.connect(demo.services().database_url) as conn:
             counts = loop_counts(conn, self.baseline.baseline)
@@ -60,9 +66,17 @@ class FinishStep:
             span = published_span(conn, self.fleet.devices, self.fleet.span_start)
             failures = [] if span is None else span_failures(self.fleet.plan, *span)
             outcome = judge(conn, self.baseline.baseline, failures)
+            health = health_counts(conn, self.baseline.baseline.health_score)
+            kinds = alerts_by_kind(conn, self.baseline.baseline.alert)
         demo.note("predictions", f"{counts.predictions:,}")
         demo.note("tickets raised", f"{counts.tickets:,} ({counts.open_tickets:,} open)")
-        demo.note("CSM alerts raised", f"{counts.alerts:,} ({counts.open_alerts:,} open)")
+        by_kind = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
+        demo.note(
+            "CSM alerts raised",
+            f"{counts.alerts:,} ({counts.open_alerts:,} open)"
+            + (f": {by_kind}" if by_kind else ""),
+        )
+        demo.note("health scores", health.text)
         received = self.receiver.counts
         events = ", ".join(f"{e} {n}" for e, n in sorted(received.by_event.items()))
         demo.note(

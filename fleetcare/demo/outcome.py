@@ -33,16 +33,18 @@ class Baseline:
     prediction: int
     ticket: int
     alert: int
+    health_score: int = 0
 
     @classmethod
     def take(cls, conn: psycopg.Connection[Any]) -> Baseline:
         row = conn.execute(
             "SELECT (SELECT COALESCE(max(id), 0) FROM predictions),"
             " (SELECT COALESCE(max(id), 0) FROM tickets),"
-            " (SELECT COALESCE(max(id), 0) FROM alerts)"
+            " (SELECT COALESCE(max(id), 0) FROM alerts),"
+            " (SELECT COALESCE(max(id), 0) FROM health_scores)"
         ).fetchone()
         assert row is not None
-        return cls(int(str(row[0])), int(str(row[1])), int(str(row[2])))
+        return cls(*(int(str(value)) for value in row))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ once or continuously."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -19,6 +19,7 @@ from fleetcare.cli.app import build_app
 pytestmark = pytest.mark.services
 
 DAY = timedelta(hours=24)
+MINUTE = timedelta(minutes=1)
 
 
 def _accounts(url: str) -> dict[str, int]:
@@ -52,31 +53,55 @@ def test_changed_and_stale_accounts_are_scored_and_nothing_else(fresh_database_u
     ids = _accounts(fresh_database_url)
     live = {ids["acme"], ids["globex"], ids["initech"]}
     refresher = HealthRefresher(fresh_database_url, load_weights(), rescore_after=DAY)
+    t0 = datetime.now(UTC) + timedelta(hours=1)  # passes as of moments after every insert
 
-    first = refresher.run_once()
+    first = refresher.run_once(now=t0)
     assert (first.changed, first.stale, first.scored) == (0, 3, 3)
     assert _scored(fresh_database_url) == dict.fromkeys(live, 1)
 
-    assert refresher.run_once().scored == 0  # nothing new, nothing stale
+    assert refresher.run_once(now=t0 + MINUTE).scored == 0  # nothing new, nothing stale
 
+    # A ticket stamped before that pass started but committed after it (as a scoring pass
+    # stamps its predictions with its start): the overlap still finds it.
     with psycopg.connect(fresh_database_url) as conn:
         conn.execute(
             "INSERT INTO service_tickets (source_id, account_id, org_ref, category, opened_at) "
-            "VALUES ('T-1', %s, 'acme', 'complaint', clock_timestamp())",
-            (ids["acme"],),
+            "VALUES ('T-1', %s, 'acme', 'complaint', %s)",
+            (ids["acme"], t0 + MINUTE - timedelta(seconds=2)),
         )
-    ticket = refresher.run_once()
+    ticket = refresher.run_once(now=t0 + 2 * MINUTE)
     assert (ticket.changed, ticket.stale, ticket.scored) == (1, 0, 1)
-    assert _scored(fresh_database_url)[ids["acme"]] == 2
+    # At the default cadence (10 minutes, longer than the overlap) the next pass sees the
+    # ticket once more, and the one after it no more.
+    again = refresher.run_once(now=t0 + 12 * MINUTE)
+    assert (again.changed, again.scored) == (1, 1)
+    assert refresher.run_once(now=t0 + 22 * MINUTE).scored == 0
+    assert _scored(fresh_database_url)[ids["acme"]] == 3
 
-    # A restarted service starts from the newest stored score: nothing is scored twice.
+    # A restarted service starts from the newest stored score, with the same overlap.
     restarted = HealthRefresher(fresh_database_url, load_weights(), rescore_after=DAY)
-    assert restarted.run_once().scored == 0
+    assert restarted.run_once(now=t0 + 32 * MINUTE).scored == 0
 
     # A day later every live account is rescored, with or without new data.
-    day_later = restarted.run_once(now=ticket.at + DAY + timedelta(minutes=1))
+    day_later = restarted.run_once(now=t0 + DAY + 15 * MINUTE)
     assert (day_later.changed, day_later.stale) == (0, 3)
-    assert _scored(fresh_database_url) == {ids["acme"]: 3, ids["globex"]: 2, ids["initech"]: 2}
+    assert _scored(fresh_database_url) == {ids["acme"]: 4, ids["globex"]: 2, ids["initech"]: 2}
+
+
+def test_a_restart_misses_no_change(fresh_database_url: str) -> None:
+    ids = _accounts(fresh_database_url)
+    t0 = datetime.now(UTC) + timedelta(hours=1)
+    HealthRefresher(fresh_database_url, load_weights(), rescore_after=DAY).run_once(now=t0)
+    with psycopg.connect(fresh_database_url) as conn:  # while the service was down
+        conn.execute(
+            "INSERT INTO service_tickets (source_id, account_id, org_ref, category, opened_at) "
+            "VALUES ('T-2', %s, 'globex', 'complaint', %s)",
+            (ids["globex"], t0 + 30 * MINUTE),
+        )
+    restarted = HealthRefresher(fresh_database_url, load_weights(), rescore_after=DAY)
+    done = restarted.run_once(now=t0 + 2 * 60 * MINUTE)
+    assert (done.changed, done.scored) == (1, 1)
+    assert _scored(fresh_database_url)[ids["globex"]] == 2
 
 
 def test_a_failed_pass_is_counted_and_the_next_one_runs(fresh_database_url: str) -> None:
@@ -104,4 +129,5 @@ def test_the_health_command_runs_continuously(
     )
     assert looped.exit_code == 0, looped.output
     assert "0 failed" in looped.output
-    assert _scored(fresh_database_url) == {ids[k]: 1 for k in ("acme", "globex", "initech")}
+    scored = _scored(fresh_database_url)  # live accounts only, each at least once
+    assert set(scored) == {ids[k] for k in ("acme", "globex", "initech")}

@@ -61,7 +61,7 @@ def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path
     assert result.returncode == 0, out + result.stderr
     assert "Traceback" not in out + result.stderr
     # the live view's last frame ends its line, also when the output is not a terminal
-    assert re.search(r"^\[11/11\] finish$", out, re.MULTILINE), out
+    assert re.search(r"^\[12/12\] finish$", out, re.MULTILINE), out
     # the live view's last frame says where the fleet is in its span
     assert re.search(r"│ fleet +│ +(publishing a span of|done: its) [\d.]+ simulated days", out)
     # progress while the model trains, never a silent wait
@@ -90,6 +90,11 @@ def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path
     failures = _number(_fact(out, "failures in the span"))
     assert failures >= 5, out
     assert _number(_fact(out, "tickets raised")) >= 1, out
+    health = _fact(out, "health scores")  # every account scored, each in one band
+    accounts = re.search(r"of (\d+) accounts; now (.*)$", health)
+    assert accounts and int(accounts.group(1)) == 8 and _number(health) >= 8, health
+    bands = [int(n) for n in re.findall(r"(\d+) (?:critical|at risk|watch|healthy)", health)]
+    assert sum(bands) == int(accounts.group(1)), health
     delivered = _fact(out, "webhooks delivered")
     assert _number(delivered) >= 1, delivered
     assert "; 0 with a bad signature" in delivered
