@@ -56,33 +56,22 @@ def _wait_for(check: Callable[[], bool], timeout_s: float) -> bool:
     return check()
 
 
-def _stored_readings(database_url: str, spec: FleetSpec) -> int:
+#: Readings of one fleet's devices in the telemetry table, and counted in the daily rollup
+#: (one metric's counts); health scores stored.
+STORED = (
+    "SELECT count(DISTINCT (t.device_id, t.seq)) FROM telemetry t "
+    "JOIN devices d ON d.id = t.device_id WHERE d.external_id LIKE %s"
+)
+ROLLED_UP = (
+    "SELECT coalesce(sum(r.n), 0) FROM telemetry_daily r "
+    "JOIN devices d ON d.id = r.device_id WHERE d.external_id LIKE %s AND r.position = 1"
+)
+HEALTH_SCORES = "SELECT count(*) FROM health_scores"
+
+
+def _count(database_url: str, query: str, *params: object) -> int:
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT count(DISTINCT (t.device_id, t.seq)) FROM telemetry t "
-            "JOIN devices d ON d.id = t.device_id WHERE d.external_id LIKE %s",
-            (spec.prefix + "-%",),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def _rolled_up_readings(database_url: str, spec: FleetSpec) -> int:
-    """Readings of ``spec``'s devices counted in the daily rollup (one metric's counts)."""
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(r.n), 0) FROM telemetry_daily r "
-            "JOIN devices d ON d.id = r.device_id WHERE d.external_id LIKE %s "
-            "AND r.position = 1",
-            (spec.prefix + "-%",),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def _health_scores(database_url: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM health_scores").fetchone()
+        row = conn.execute(query, params).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -155,16 +144,16 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
         register_fleet(fresh_database_url, spec)
         _publish(broker.url, root, spec.device_id(0), tmp_path / "queue")
         assert _wait_for(
-            lambda: _stored_readings(fresh_database_url, spec) >= READINGS,
+            lambda: _count(fresh_database_url, STORED, spec.prefix + "-%") >= READINGS,
             max(1.0, DURATION_S - (time.monotonic() - started) - 1),
         ), "the readings never reached the telemetry table"
         # Nothing but the maintain service refreshes the rollups on plain PostgreSQL.
         assert _wait_for(
-            lambda: _rolled_up_readings(fresh_database_url, spec) == READINGS,
+            lambda: _count(fresh_database_url, ROLLED_UP, spec.prefix + "-%") == READINGS,
             max(1.0, DURATION_S - (time.monotonic() - started) - 1),
         ), "the readings never reached the daily rollup"
         assert _wait_for(
-            lambda: _health_scores(fresh_database_url) >= 1,
+            lambda: _count(fresh_database_url, HEALTH_SCORES) >= 1,
             max(1.0, DURATION_S - (time.monotonic() - started) - 1),
         ), "the health service never scored the account"
         output, _ = process.communicate(timeout=DURATION_S + 20)
