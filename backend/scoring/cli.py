@@ -63,6 +63,7 @@ def score(
         lookback_days=scoring.lookback_days,
         top_contributions=scoring.top_contributions,
         onnx_threads=scoring.onnx_threads,
+        day_grace_minutes=scoring.day_grace_minutes,
     )
     console = stdout_console()
     log = logging.getLogger("fleetcare.scoring")

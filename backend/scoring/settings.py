@@ -41,6 +41,13 @@ class ScoringSettings(FleetcareSettings):
         le=400,
         description="a device whose newest reading is older than this is not scored",
     )
+    day_grace_minutes: float = Field(
+        default=15.0,
+        ge=0,
+        le=24 * 60,
+        description="a day (UTC) is scored once it has been over this long, so that its "
+        "rollup is complete (the maintenance pass runs every 5 minutes)",
+    )
     top_contributions: int = Field(
         default=3, ge=0, le=20, description="contributing signals kept per prediction"
     )

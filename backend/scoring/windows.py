@@ -1,11 +1,11 @@
 """Reading from the database what the scorer needs: who has new data, and their windows.
 
-A device is due when it has a reading newer than the ``window_end`` of its last
-prediction (within the look-back). Its window is the ``days`` daily means ending with the
-day of its newest reading, read from the daily rollup (``telemetry_daily``: ``total / n``
-per metric); a day without a rollup row, or a metric with no observed value that day, is
-NaN: an offline gap is missing data, never zeros. Rows arrive by binary ``COPY`` and are
-parsed with numpy in one go.
+A device is due when it has a reading of a completed day (UTC) newer than the
+``window_end`` of its last prediction (within the look-back). Its window is the ``days``
+daily means ending with the day of that newest reading, read from the daily rollup
+(``telemetry_daily``: ``total / n`` per metric); a day without a rollup row, or a metric
+with no observed value that day, is NaN: an offline gap is missing data, never zeros. Rows
+arrive by binary ``COPY`` and are parsed with numpy in one go.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def due_devices(
     conn: psycopg.Connection[Any], model_id: int, since: datetime, until: datetime
 ) -> list[DueDevice]:
     """Devices of catalogue model ``model_id`` with a reading in ``(last window_end or since,
-    until]``."""
+    until)``; ``newest`` is the latest such reading."""
     rows = conn.execute(
         """
         SELECT d.id, newest.time
@@ -70,7 +70,7 @@ def due_devices(
         CROSS JOIN LATERAL (
             SELECT t.time FROM telemetry t
             WHERE t.device_id = d.id
-              AND t.time > greatest(last.window_end, %(since)s) AND t.time <= %(until)s
+              AND t.time > greatest(last.window_end, %(since)s) AND t.time < %(until)s
             ORDER BY t.time DESC LIMIT 1
         ) newest
         WHERE d.model_id = %(model)s AND d.status <> 'decommissioned'

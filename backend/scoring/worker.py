@@ -2,8 +2,8 @@
 
 Everything here is blocking and runs in plain threads: no event loop is involved, so
 onnxruntime and the database reads never stall one. A pass scores, for each champion
-fleet model in the registry, the devices of its device model that have telemetry newer
-than their last prediction.
+fleet model in the registry, the devices of its device model that have telemetry of a
+completed day (UTC) newer than their last prediction: once a day per device.
 """
 
 from __future__ import annotations
@@ -82,6 +82,9 @@ class ScoringWorker:
         batch_size: devices read, scored and written per transaction.
         lookback_days: devices whose newest reading is older are left alone.
         top_contributions: contributing signals kept per prediction.
+        day_grace_minutes: a day is scored once it has been over this long, so that the
+            rollup of its last minutes has been refreshed (the maintenance pass runs every
+            5 minutes).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class ScoringWorker:
         lookback_days: int = 35,
         top_contributions: int = 3,
         onnx_threads: int = 1,
+        day_grace_minutes: float = 15.0,
         metrics: ScoringMetrics | None = None,
     ) -> None:
         self.database_url = database_url
@@ -101,6 +105,7 @@ class ScoringWorker:
         self.lookback = timedelta(days=lookback_days)
         self.top = top_contributions
         self.onnx_threads = onnx_threads
+        self.day_grace = timedelta(minutes=day_grace_minutes)
         self.metrics = metrics or ScoringMetrics()
         self._loaded: dict[str, LoadedModel] = {}
 
@@ -170,8 +175,12 @@ class ScoringWorker:
         t0 = time.perf_counter()
         version_id = self._version_id(conn, model)
         work: list[tuple[list[DueDevice], dict[int, int]]] = []
+        # The models read daily means and were trained on whole days: a day is scored once
+        # it is over (UTC), and a device once a day, not at every pass on a partial mean.
+        completed = (now - self.day_grace).astimezone(UTC)
+        completed = completed.replace(hour=0, minute=0, second=0, microsecond=0)
         for model_id in catalogue_models(conn, scorer.device_model):
-            due = due_devices(conn, model_id, now - self.lookback, now)
+            due = due_devices(conn, model_id, now - self.lookback, completed)
             if due:
                 work.append((due, metric_columns(conn, model_id, scorer.metrics)))
         done.due = sum(len(due) for due, _ in work)

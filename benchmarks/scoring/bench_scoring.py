@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         tempfile.TemporaryDirectory() as folder,
     ):
         registry, daily = _model(Path(folder))
-        _load(url, daily, args.devices, now)
+        _load(url, daily, args.devices, now - timedelta(days=1))  # yesterday: a completed day
         worker = ScoringWorker(url, registry, batch_size=args.devices)
         worker.champions()  # load the model before timing
         with psycopg.connect(url, autocommit=True) as conn:

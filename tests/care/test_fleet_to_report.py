@@ -95,8 +95,8 @@ def _soonest_failure(fleet: TinyFleet) -> PlannedFailure:
         fleet_index=index,
         failed_at=start + timedelta(days=day),
         mode=mode,
-        # the last instant of the day NOTICE_DAYS before the failure's day
-        scored_as_of=start + timedelta(days=int(day) - NOTICE_DAYS + 1, microseconds=-1),
+        # the end of the day NOTICE_DAYS before the failure's day (a day is scored once over)
+        scored_as_of=start + timedelta(days=int(day) - NOTICE_DAYS + 1),
         span_days=int(day) + 2,
     )
 
@@ -239,7 +239,7 @@ def test_simulated_failure_is_predicted_ticketed_notified_confirmed_and_reported
             dialect_of(refresh).refresh_rollups(
                 refresh, failure.scored_as_of - timedelta(days=45), failure.failed_at
             )
-        scoring = ScoringWorker(url, registry, lookback_days=35)
+        scoring = ScoringWorker(url, registry, lookback_days=35, day_grace_minutes=0)
         assert scoring.run_once(failure.scored_as_of).scored == 1
         prediction = conn.execute(
             "SELECT p.failure_risk, p.failure_mode, p.window_end, mv.name, mv.version"

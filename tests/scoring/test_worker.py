@@ -17,6 +17,10 @@ from tests.scoring.tiny_fleet import CONFIG, Fleet, TinyFleet
 pytestmark = pytest.mark.services
 
 
+#: Past the worker's default grace (15 minutes): the day before is scored.
+AFTER_GRACE = timedelta(minutes=20)
+
+
 def _day(fleet: TinyFleet, day: float) -> datetime:
     start = datetime(fleet.daily.start.year, fleet.daily.start.month, fleet.daily.start.day,
                      tzinfo=UTC)  # fmt: skip
@@ -74,7 +78,7 @@ def test_worker_scores_new_data_only_and_flags_the_failing_device(
     )
     worker = ScoringWorker(fresh_database_url, registry, lookback_days=35)
 
-    report = worker.run_once(now=end)
+    report = worker.run_once(now=end + AFTER_GRACE)
     rows = {r[0]: r for r in _predictions(fresh_database_url)}
     assert set(rows) == {failing, healthy, gapped}
     assert silent not in rows  # nothing new within the look-back
@@ -96,13 +100,17 @@ def test_worker_scores_new_data_only_and_flags_the_failing_device(
     assert not (windows[0][~missing_days] == 0).all(axis=1).any()
 
     # Nothing new: a second pass writes nothing.
-    assert worker.run_once(now=end).scored == 0
+    assert worker.run_once(now=end + AFTER_GRACE).scored == 0
     assert len(_predictions(fresh_database_url)) == 3
 
-    # One new reading for one device: only that device is scored again.
+    # New readings for one device: they wait for their day to end, then only that device
+    # is scored again, once.
     fleet.write("healthy", healthy_src, end, end + timedelta(hours=2))
-    again = worker.run_once(now=end + timedelta(hours=3))
+    assert worker.run_once(now=end + timedelta(hours=3)).scored == 0
+    assert worker.run_once(now=end + timedelta(days=1, minutes=5)).scored == 0  # grace
+    again = worker.run_once(now=end + timedelta(days=1) + AFTER_GRACE)
     assert again.scored == 1
+    assert worker.run_once(now=end + timedelta(days=1, hours=1)).scored == 0
     latest = _predictions(fresh_database_url)[-1]
     assert latest[0] == healthy
 
