@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ import typer
 from rich.table import Table
 
 from backend.care.settings import CareSettings
+from fleetcare.cli.service_options import log_to_stderr
 from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console, stdout_console
 from fleetcare.cli.waiting import stop_signals_interrupt
 from fleetcare.config import load_settings
@@ -45,14 +45,6 @@ Migrate = Annotated[
 def care_settings(ctx: typer.Context) -> CareSettings:
     """Build and validate the care settings (``FLEETCARE_CARE_*``, TOML ``[care]``)."""
     return load_settings(CareSettings, cli_state(ctx).config_file)
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 @contextmanager
@@ -98,7 +90,7 @@ def run(
     from backend.care.rule_store import ensure_rules
 
     settings = care_settings(ctx)
-    _configure_logging(backend_settings(ctx).log_level)
+    log_to_stderr(backend_settings(ctx).log_level)
     engine = CareEngine(settings)
     with _connection(ctx, migrate=migrate) as conn, DeliveryWorker(settings) as worker:
         loaded = ensure_rules(conn, load_rules_file(settings.rules_file), actor=ACTOR)
@@ -202,7 +194,7 @@ def deliver_command(
     from backend.care.delivery import DeliveryWorker, requeue_dead_letters
 
     settings = care_settings(ctx)
-    _configure_logging(backend_settings(ctx).log_level)
+    log_to_stderr(backend_settings(ctx).log_level)
     with _connection(ctx) as conn, DeliveryWorker(settings) as worker:
         if requeue_dead:
             count = requeue_dead_letters(conn, datetime.now(UTC))

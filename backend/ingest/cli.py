@@ -7,7 +7,6 @@ own as ``python -m backend.ingest``.
 from __future__ import annotations
 
 import logging
-import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from backend.ingest.errors import NotMigratedError
 from backend.ingest.settings import IngestSettings
+from fleetcare.cli.service_options import log_to_stderr
 from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console, stdout_console
 from fleetcare.config import load_settings
 from fleetcare.redact import redact_url
@@ -52,14 +52,6 @@ Migrate = Annotated[
 def ingest_settings(ctx: typer.Context) -> IngestSettings:
     """Build and validate the ingest settings (``FLEETCARE_INGEST_*``, TOML ``[ingest]``)."""
     return load_settings(IngestSettings, cli_state(ctx).config_file)
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 @app.callback()
@@ -108,7 +100,7 @@ def run(
 
     settings = backend_settings(ctx)
     ingest = ingest_settings(ctx)
-    _configure_logging(settings.log_level)
+    log_to_stderr(settings.log_level)
     log = logging.getLogger("fleetcare.ingest")
     with ExitStack() as stack:
         database_url, broker_url = settings.database_url, settings.broker_url
