@@ -30,6 +30,7 @@ from backend.scoring.windows import (
     read_windows,
 )
 from backend.scoring.writer import PredictionRow, write_predictions
+from backend.storage.dialect import day_floor
 from fleetcare.periodic import every_interval
 from models.errors import ModelsError
 from models.fleet.scorer import FAMILY, FleetScorer
@@ -177,8 +178,7 @@ class ScoringWorker:
         work: list[tuple[list[DueDevice], dict[int, int]]] = []
         # The models read daily means and were trained on whole days: a day is scored once
         # it is over (UTC), and a device once a day, not at every pass on a partial mean.
-        completed = (now - self.day_grace).astimezone(UTC)
-        completed = completed.replace(hour=0, minute=0, second=0, microsecond=0)
+        completed = day_floor(now - self.day_grace)
         for model_id in catalogue_models(conn, scorer.device_model):
             due = due_devices(conn, model_id, now - self.lookback, completed)
             if due:

@@ -18,6 +18,7 @@ from fleetcare.redact import redact_url
 
 if TYPE_CHECKING:
     from backend.storage.maintenance import MaintenanceReport
+    from backend.storage.settings import MaintenanceSettings
 
 app = typer.Typer(help="Database schema: migrate, status, maintain.", no_args_is_help=True)
 
@@ -75,16 +76,14 @@ def status(ctx: typer.Context) -> None:
         say(console, "pending: none", style="green")
 
 
-def _refresh_lookback(ctx: typer.Context) -> timedelta:
+def _refresh_lookback(ctx: typer.Context, maintenance: MaintenanceSettings) -> timedelta:
     from backend.ingest.settings import IngestSettings
     from backend.storage.maintenance import refresh_lookback_for
-    from backend.storage.settings import MaintenanceSettings
 
-    config_file = cli_state(ctx).config_file
-    days = load_settings(MaintenanceSettings, config_file).refresh_lookback_days
-    if days is not None:
-        return timedelta(days=days)
-    return refresh_lookback_for(load_settings(IngestSettings, config_file).max_past_s)
+    if maintenance.refresh_lookback_days is not None:
+        return timedelta(days=maintenance.refresh_lookback_days)
+    config = cli_state(ctx).config_file
+    return refresh_lookback_for(load_settings(IngestSettings, config).max_past_s)
 
 
 def _pass_summary(report: MaintenanceReport) -> str:
@@ -121,8 +120,9 @@ def maintain(
     from fleetcare.cli.waiting import run_until_stopped
 
     settings = backend_settings(ctx)
+    maintenance = load_settings(MaintenanceSettings, cli_state(ctx).config_file)
     console = stdout_console()
-    lookback = _refresh_lookback(ctx)
+    lookback = _refresh_lookback(ctx, maintenance)
     with ServiceStack(
         settings, services=("database",), announce=lambda line: say(console, line)
     ) as stack:
@@ -131,7 +131,6 @@ def maintain(
                 report = run_maintenance(conn, refresh_lookback=lookback)
             say(console, f"dialect {report.dialect}: {_pass_summary(report)}")
             return
-        maintenance = load_settings(MaintenanceSettings, cli_state(ctx).config_file)
         every = interval or maintenance.interval_s
         log_to_stderr(settings.log_level)
         log = logging.getLogger("fleetcare.maintenance")
