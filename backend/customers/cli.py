@@ -9,9 +9,9 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from psycopg import Connection
@@ -24,10 +24,6 @@ from backend.customers.settings import CustomersSettings
 from fleetcare.cli.service_options import DurationOption, IntervalOption, log_to_stderr
 from fleetcare.cli.state import backend_settings, cli_state, say, stderr_console, stdout_console
 from fleetcare.config import load_settings
-
-if TYPE_CHECKING:
-    from backend.customers.churn_model import LinearChurnModel
-    from backend.customers.health_weights import HealthWeights
 
 app = typer.Typer(
     help="Customer accounts: import, identity, quality, health, segments, export, erasure.",
@@ -237,13 +233,13 @@ def health(
     from backend.customers.health_weights import load_weights
 
     settings = _settings(ctx)
-    weights = load_weights(settings.health_weights)
-    model = LinearChurnModel.load(settings.churn_model) if settings.churn_model else None
     if continuous:
         if since is not None or at is not None:
             raise typer.BadParameter("--continuous scores as of each pass: drop --since/--at")
-        _health_forever(ctx, weights, model, interval or settings.health_interval_s, duration)
+        _health_forever(ctx, settings, interval or settings.health_interval_s, duration)
         return
+    weights = load_weights(settings.health_weights)
+    model = LinearChurnModel.load(settings.churn_model) if settings.churn_model else None
     moment = _parse_time(at) or datetime.now(UTC)
     with _connection(ctx) as conn:
         scores = recompute(conn, weights, at=moment, since=_parse_time(since), churn_model=model)
@@ -255,11 +251,7 @@ def health(
 
 
 def _health_forever(
-    ctx: typer.Context,
-    weights: HealthWeights,
-    model: LinearChurnModel | None,
-    interval_s: float,
-    duration: float | None,
+    ctx: typer.Context, customers: CustomersSettings, interval_s: float, duration: float | None
 ) -> None:
     from backend.customers.health_service import HealthPass, HealthRefresher
     from fleetcare.cli.waiting import run_until_stopped
@@ -269,7 +261,6 @@ def _health_forever(
     settings = backend_settings(ctx)
     log_to_stderr(settings.log_level)
     log = logging.getLogger("fleetcare.health")
-    rescore_after = timedelta(hours=_settings(ctx).health_rescore_after_hours)
 
     def report(done: HealthPass) -> None:
         bands = ", ".join(f"{n} {b}" for b, n in sorted(done.bands.items())) or "none"
@@ -279,17 +270,14 @@ def _health_forever(
         )  # fmt: skip
 
     with ServiceStack(settings, services=("database",)) as stack:
+        refresher = HealthRefresher.from_settings(
+            stack.database_url, customers, connect_timeout_s=settings.connect_timeout_s
+        )
         log.info(
             "health: database %s, a pass every %.0f s, weights %s, rescored after %s",
-            redact_url(stack.database_url), interval_s, weights.version, rescore_after,
+            redact_url(stack.database_url), interval_s, refresher.weights.version,
+            refresher.rescore_after,
         )  # fmt: skip
-        refresher = HealthRefresher(
-            stack.database_url,
-            weights,
-            rescore_after=rescore_after,
-            churn_model=model,
-            connect_timeout_s=settings.connect_timeout_s,
-        )
         run_until_stopped("health", lambda stop: refresher.run(interval_s, stop, report), duration)
     say(stdout_console(), f"{refresher.passes} pass(es), {refresher.failures} failed")
 

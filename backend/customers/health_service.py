@@ -32,7 +32,8 @@ from psycopg import Connection
 from backend.customers.churn_model import LinearChurnModel
 from backend.customers.errors import CustomersError
 from backend.customers.health_job import changed_accounts, recompute
-from backend.customers.health_weights import HealthWeights
+from backend.customers.health_weights import HealthWeights, load_weights
+from backend.customers.settings import CustomersSettings
 from backend.storage.connect import connect
 from fleetcare.errors import ServiceUnavailableError
 from fleetcare.periodic import every_interval
@@ -95,6 +96,20 @@ class HealthRefresher:
         self.since: datetime | None = None
         self.passes = 0
         self.failures = 0
+
+    @classmethod
+    def from_settings(
+        cls, database_url: str, settings: CustomersSettings, connect_timeout_s: float = 5.0
+    ) -> HealthRefresher:
+        """The refresher the settings describe: their weights, churn model and rescoring age."""
+        model = LinearChurnModel.load(settings.churn_model) if settings.churn_model else None
+        return cls(
+            database_url,
+            load_weights(settings.health_weights),
+            rescore_after=timedelta(hours=settings.health_rescore_after_hours),
+            churn_model=model,
+            connect_timeout_s=connect_timeout_s,
+        )
 
     def run_once(self, now: datetime | None = None) -> HealthPass:
         begun = time.perf_counter()

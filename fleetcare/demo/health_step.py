@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,11 +94,11 @@ class HealthStep:
     def finish(self) -> None:
         """Stop the child; score what the last predictions changed."""
         from backend.customers.health_service import HealthRefresher
-        from backend.customers.health_weights import load_weights
+        from backend.customers.settings import CustomersSettings
+        from fleetcare.config import load_settings
 
         if self.child is None:
             return
         self.child.stop()
-        HealthRefresher(
-            self._database_url, load_weights(), rescore_after=timedelta(days=1)
-        ).run_once()
+        settings = load_settings(CustomersSettings)
+        HealthRefresher.from_settings(self._database_url, settings).run_once()
