@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from backend.care.rule_definitions import BAND_ORDER
 from fleetcare.demo.child import ChildProcess
 
 if TYPE_CHECKING:
     from fleetcare.cli.demo import DemoRun
-
-BAND_ORDER = ("critical", "at_risk", "watch", "healthy")
 
 
 @dataclass(frozen=True)
@@ -35,10 +34,7 @@ class HealthCounts:
     def text(self) -> str:
         if not self.scores:
             return "none"
-        ordered = sorted(
-            self.bands.items(),
-            key=lambda kv: BAND_ORDER.index(kv[0]) if kv[0] in BAND_ORDER else 99,
-        )
+        ordered = sorted(self.bands.items(), key=lambda kv: -BAND_ORDER.get(kv[0], -1))
         bands = ", ".join(f"{n} {band.replace('_', ' ')}" for band, n in ordered)
         return f"{self.scores:,} scores of {sum(self.bands.values())} accounts; now {bands}"
 
