@@ -17,11 +17,13 @@ from pydantic import BaseModel
 from backend.api.deps import DbConnection
 from backend.api.errors import document_common_errors, error_responses, install_error_handlers
 from backend.api.query_strictness import reject_repeated_query_params
+from backend.downlink.settings import DownlinkSettings
 from backend.settings import BackendSettings
 from fleetcare import __version__
 
 ROUTER_MODULES: tuple[str, ...] = (
     "backend.api.routes.devices",
+    "backend.api.routes.commands",
     "backend.api.routes.telemetry",
     "backend.api.routes.predictions",
     "backend.api.routes.models",
@@ -129,6 +131,7 @@ def create_app(
     )
     app.state.pool = pool if pool is not None else owned_pool
     app.state.topic_root = settings.topic_root
+    app.state.command_ttl_s = DownlinkSettings().command_ttl_s
     install_error_handlers(app)
     app.include_router(meta_router)
     for module_path in ROUTER_MODULES:

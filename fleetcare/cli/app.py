@@ -63,6 +63,7 @@ def _mount_application_clis(app: typer.Typer) -> None:
     from backend.api.cli import app as api_app
     from backend.care.cli import app as care_app
     from backend.customers.cli import app as accounts_app
+    from backend.downlink.cli import app as downlink_app
     from backend.ingest.cli import app as ingest_app
     from backend.scoring.cli import app as scoring_app
     from backend.scoring.train_cli import train_fleet
@@ -80,6 +81,11 @@ def _mount_application_clis(app: typer.Typer) -> None:
             accounts_app,
             "accounts",
             "Customer accounts: import, identity, quality, health, segments, privacy.",
+        ),
+        (
+            downlink_app,
+            "downlink",
+            "To the devices: desired configs and commands, and their answers.",
         ),
         (api_app, "api", "HTTP API: serve, OpenAPI spec, users, keys, devices."),
         (models_app, "models", "Train, evaluate, promote and list models."),

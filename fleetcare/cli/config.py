@@ -11,6 +11,7 @@ def reference_sections() -> list[tuple[str, type]]:
     """The settings classes documented in docs/configuration.md, one section each."""
     from backend.care.settings import CareSettings
     from backend.customers.settings import CustomersSettings
+    from backend.downlink.settings import DownlinkSettings
     from backend.ingest.settings import IngestSettings
     from backend.scoring.settings import ScoringSettings
     from backend.settings import BackendSettings
@@ -23,6 +24,7 @@ def reference_sections() -> list[tuple[str, type]]:
         ("Customers (`backend.customers.settings.CustomersSettings`)", CustomersSettings),
         ("Scoring (`backend.scoring.settings.ScoringSettings`)", ScoringSettings),
         ("Maintenance (`backend.storage.settings.MaintenanceSettings`)", MaintenanceSettings),
+        ("Downlink (`backend.downlink.settings.DownlinkSettings`)", DownlinkSettings),
     ]
 
 

@@ -18,6 +18,7 @@ from backend.api.pagination import MAX_ID, Page, PageParams, page_params
 from backend.api.params import ResourceId
 from backend.api.rows import fetch_one, fetch_page
 from backend.api.scoping import device_condition
+from backend.downlink.commands import wake_downlink
 
 router = APIRouter(tags=["devices"])
 
@@ -48,6 +49,9 @@ class DevicePublic(BaseModel):
     created_at: datetime
 
 
+TwinSync = Literal["in_sync", "pending", "delivered", "rejected"]
+
+
 class Twin(BaseModel):
     """Desired configuration (set here) and reported configuration (sent by the device)."""
 
@@ -55,9 +59,20 @@ class Twin(BaseModel):
     desired: dict[str, Any]
     desired_version: int
     desired_at: datetime | None
-    reported: dict[str, Any]
-    reported_version: int
+    desired_sent_version: int = Field(
+        description="the newest desired version the broker holds for the device (retained)"
+    )
+    desired_sent_at: datetime | None
+    reported: dict[str, Any] = Field(description="the configuration the device runs")
+    reported_version: int = Field(description="the desired version the device answered last")
+    reported_status: Literal["applied", "rejected"] | None
+    reported_error: str | None = Field(description="why the device rejected that version")
     reported_at: datetime | None
+    sync: TwinSync = Field(
+        description="in_sync: the device applied the desired version (or none was set); "
+        "pending: not yet handed to the broker (the downlink service sends it); delivered: "
+        "with the broker, no answer from the device yet; rejected: the device refused it"
+    )
 
 
 def _has_nul(value: Any) -> bool:
@@ -162,24 +177,46 @@ def get_device(conn: DbConnection, principal: DeviceReader, device_id: ResourceI
     return fetch_device(conn, principal, device_id)
 
 
+def twin_sync(
+    desired_version: int, sent_version: int, reported_version: int, reported_status: str | None
+) -> TwinSync:
+    """Where the newest desired version stands between the API and the device."""
+    if desired_version == 0:
+        return "in_sync"
+    if reported_version == desired_version and reported_status is not None:
+        return "in_sync" if reported_status == "applied" else "rejected"
+    return "delivered" if sent_version >= desired_version else "pending"
+
+
 def _read_twin(conn: Connection, device_id: int) -> Twin:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            "SELECT device_id, desired, desired_version, desired_at, reported,"
-            " reported_version, reported_at FROM device_twins WHERE device_id = %s",
+            "SELECT device_id, desired, desired_version, desired_at, desired_sent_version,"
+            " desired_sent_at, reported, reported_version, reported_status, reported_error,"
+            " reported_at FROM device_twins WHERE device_id = %s",
             (device_id,),
         ).fetchone()
     if row is None:
-        return Twin(
-            device_id=device_id,
-            desired={},
-            desired_version=0,
-            desired_at=None,
-            reported={},
-            reported_version=0,
-            reported_at=None,
-        )
-    return Twin.model_validate(row)
+        row = {
+            "device_id": device_id,
+            "desired": {},
+            "desired_version": 0,
+            "desired_at": None,
+            "desired_sent_version": 0,
+            "desired_sent_at": None,
+            "reported": {},
+            "reported_version": 0,
+            "reported_status": None,
+            "reported_error": None,
+            "reported_at": None,
+        }
+    sync = twin_sync(
+        row["desired_version"],
+        row["desired_sent_version"],
+        row["reported_version"],
+        row["reported_status"],
+    )
+    return Twin.model_validate({**row, "sync": sync})
 
 
 @router.get(
@@ -207,6 +244,9 @@ def set_desired_config(
     update: DesiredConfigUpdate,
 ) -> Twin:
     """Replace the desired configuration; its version goes up by one.
+
+    The `downlink` service publishes it (retained) for the device, which applies it and
+    reports back: follow `sync` in the twin.
 
     With ``expected_version`` the update is refused (409) when someone changed it meanwhile.
     """
@@ -241,4 +281,5 @@ def set_desired_config(
             json.dumps({"desired_version": current + 1}),
         ),
     )
+    wake_downlink(conn)
     return _read_twin(conn, device_id)

@@ -1,0 +1,447 @@
+"""The downlink service end to end: API rows → broker → a real device SDK client → answers
+stored; across a device that is offline, a broker that restarts and a service restart."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from backend.downlink.commands import NewCommand, queue_command
+from backend.downlink.link import DownlinkLink
+from backend.downlink.service import DownlinkService
+from backend.downlink.settings import DownlinkSettings
+from backend.storage.catalogue import MetricSpec, ensure_device, ensure_device_model
+from backend.storage.migrator import apply_migrations
+from device_sdk import Command, DesiredConfig, DeviceClient, DeviceConfig
+from fleetcare.embedded.mosquitto import MosquittoBroker
+
+pytestmark = pytest.mark.services
+
+ROOT = "fcdown"
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 15.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+@pytest.fixture
+def db(fresh_database_url: str) -> str:
+    apply_migrations(fresh_database_url, dialect="postgres")
+    with psycopg.connect(fresh_database_url) as conn:
+        model = ensure_device_model(conn, "pump-x", "pump", [MetricSpec("temp_c", unit="degC")])
+        for name in ("pump-1", "pump-2", "pump-3"):
+            ensure_device(conn, name, model)
+    return fresh_database_url
+
+
+def device_id(url: str, ref: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT id FROM devices WHERE external_id = %s", (ref,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def set_desired(url: str, ref: str, config: dict[str, Any]) -> int:
+    """What the API's PUT does: a new desired version, and a notification."""
+    with psycopg.connect(url) as conn:
+        dev = device_id(url, ref)
+        conn.execute(
+            "INSERT INTO device_twins (device_id) VALUES (%s) ON CONFLICT DO NOTHING", (dev,)
+        )
+        row = conn.execute(
+            "UPDATE device_twins SET desired = %s::jsonb, desired_version = desired_version + 1,"
+            " desired_at = now() WHERE device_id = %s RETURNING desired_version",
+            (json.dumps(config), dev),
+        ).fetchone()
+        conn.execute("SELECT pg_notify('fleetcare_downlink', '')")
+    assert row is not None
+    return int(row[0])
+
+
+def send_command(url: str, ref: str, name: str, args: dict[str, Any], ttl_s: int = 60) -> str:
+    with psycopg.connect(url) as conn:
+        record = queue_command(
+            conn,
+            device_id(url, ref),
+            NewCommand(name=name, args=args, ttl_s=ttl_s),
+            requested_by="test",
+            default_ttl_s=60,
+        )
+    return record.id
+
+
+def command_row(url: str, command_id: str) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT status, result, error, attempts, sent_at FROM device_commands"
+            " WHERE command_id = %s",
+            (command_id,),
+        ).fetchone()
+    assert row is not None
+    return {
+        "status": row[0],
+        "result": row[1],
+        "error": row[2],
+        "attempts": row[3],
+        "sent_at": row[4],
+    }
+
+
+def twin_row(url: str, ref: str) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT desired_version, desired_sent_version, reported, reported_version,"
+            " reported_status, reported_error FROM device_twins WHERE device_id = %s",
+            (device_id(url, ref),),
+        ).fetchone()
+    assert row is not None
+    keys = ("desired_version", "sent", "reported", "reported_version", "status", "error")
+    return dict(zip(keys, row, strict=True))
+
+
+@dataclass
+class RunningService:
+    service: DownlinkService
+    link: DownlinkLink
+    stop: threading.Event
+    thread: threading.Thread
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.service.wake.set()
+        self.thread.join(10)
+        self.link.stop()
+
+
+@pytest.fixture
+def start_service(db: str) -> Iterator[Callable[..., RunningService]]:
+    running: list[RunningService] = []
+
+    def start(broker_url: str, protocol: str = "5", **overrides: Any) -> RunningService:
+        settings = DownlinkSettings(
+            **{"poll_interval_s": 0.5, "retry_interval_s": 1.0, **overrides}
+        )
+        wake = threading.Event()
+        link = DownlinkLink(broker_url, ROOT, settings.client_id, protocol=protocol, wake=wake)  # type: ignore[arg-type]
+        service = DownlinkService(db, link, settings, root=ROOT, wake=wake)
+        link.start()
+        assert link.wait_connected(10)
+        stop = threading.Event()
+        thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+        thread.start()
+        one = RunningService(service, link, stop, thread)
+        running.append(one)
+        return one
+
+    yield start
+    for one in running:
+        one.halt()
+
+
+class Device:
+    """A device program on the SDK: applies ``sample_s`` between 1 and 3600, runs commands."""
+
+    def __init__(self, ref: str, broker_url: str, queue_path: Path) -> None:
+        self.applied: list[int] = []
+        self.ran: list[str] = []
+        config = DeviceConfig(
+            device_id=ref,
+            broker_urls=[broker_url],
+            queue_path=queue_path,
+            topic_root=ROOT,
+        )
+        self.client = DeviceClient(config)
+
+        @self.client.on_config
+        def apply(desired: DesiredConfig) -> dict[str, Any]:
+            sample = desired.config.get("sample_s")
+            if not isinstance(sample, int) or not 1 <= sample <= 3600:
+                raise ValueError(f"sample_s must be an integer 1-3600, got {sample!r}")
+            self.applied.append(desired.version)
+            return {"sample_s": sample}
+
+        @self.client.command("self_test")
+        def self_test(cmd: Command) -> dict[str, Any]:
+            self.ran.append(cmd.id)
+            return {"passed": True, "depth": cmd.args.get("depth", 1)}
+
+        @self.client.command("explode")
+        def explode(cmd: Command) -> dict[str, Any]:
+            raise RuntimeError("refused to explode")
+
+    def __enter__(self) -> Device:
+        self.client.start()
+        self.client.wait_connected(10)
+        time.sleep(0.3)  # its SUBSCRIBE follows the CONNACK
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.stop()
+
+
+def test_desired_config_reaches_the_device_and_its_answer_is_stored(
+    db: str,
+    mosquitto: MosquittoBroker,
+    start_service: Callable[..., RunningService],
+    tmp_path: Path,
+) -> None:
+    running = start_service(mosquitto.url)
+    with Device("pump-1", mosquitto.url, tmp_path / "q1") as device:
+        version = set_desired(db, "pump-1", {"sample_s": 30})
+        wait_for(lambda: twin_row(db, "pump-1")["status"] == "applied", what="applied report")
+        twin = twin_row(db, "pump-1")
+        assert device.applied == [version]
+        assert twin["sent"] == version == twin["reported_version"]
+        assert twin["reported"] == {"sample_s": 30}
+        # A config the device refuses: reported as rejected, with the device's reason, and
+        # what the device runs stays the applied one.
+        bad = set_desired(db, "pump-1", {"sample_s": 0})
+        wait_for(lambda: twin_row(db, "pump-1")["status"] == "rejected", what="rejection")
+        twin = twin_row(db, "pump-1")
+        assert twin["reported_version"] == bad
+        assert "sample_s must be an integer" in twin["error"]
+        assert twin["reported"] == {"sample_s": 30}
+    assert running.service.counts.desired_sent == 2
+    assert running.service.counts.reports_stored >= 2
+
+
+def test_a_device_offline_gets_its_config_and_commands_when_it_connects(
+    db: str,
+    mosquitto: MosquittoBroker,
+    start_service: Callable[..., RunningService],
+    tmp_path: Path,
+) -> None:
+    """Desired config is retained; a command waits in the device's persistent session, or,
+    for a device the broker has never seen (MQTT 5: no subscriber), in the database."""
+    running = start_service(mosquitto.url)
+    # pump-2 has a session on the broker (it connected once), pump-3 never connected.
+    with Device("pump-2", mosquitto.url, tmp_path / "q2"):
+        pass
+    version = set_desired(db, "pump-2", {"sample_s": 120})
+    known = send_command(db, "pump-2", "self_test", {"depth": 2})
+    never_seen = send_command(db, "pump-3", "self_test", {})
+    wait_for(lambda: command_row(db, known)["status"] == "sent", what="queued in session")
+    wait_for(lambda: command_row(db, never_seen)["attempts"] >= 1, what="first attempt")
+    assert command_row(db, never_seen)["status"] == "queued"
+    assert "no session" in command_row(db, never_seen)["error"]
+    assert twin_row(db, "pump-2")["sent"] == version
+
+    with Device("pump-2", mosquitto.url, tmp_path / "q2") as device2:
+        wait_for(lambda: command_row(db, known)["status"] == "ok", what="reply after connect")
+        wait_for(lambda: twin_row(db, "pump-2")["status"] == "applied", what="report")
+        assert device2.ran == [known]
+        assert command_row(db, known)["result"] == {"passed": True, "depth": 2}
+    with Device("pump-3", mosquitto.url, tmp_path / "q3") as device3:
+        wait_for(lambda: command_row(db, never_seen)["status"] == "ok", what="retried command")
+        assert device3.ran == [never_seen]
+    assert running.service.counts.commands_postponed >= 1
+
+
+def test_command_answers_errors_unknown_names_and_expiry(
+    db: str,
+    mosquitto: MosquittoBroker,
+    start_service: Callable[..., RunningService],
+    tmp_path: Path,
+) -> None:
+    start_service(mosquitto.url)
+    with Device("pump-1", mosquitto.url, tmp_path / "q1"):
+        failing = send_command(db, "pump-1", "explode", {})
+        unknown = send_command(db, "pump-1", "make_coffee", {})
+        wait_for(lambda: command_row(db, failing)["status"] == "error", what="error reply")
+        wait_for(lambda: command_row(db, unknown)["status"] == "unknown", what="unknown reply")
+        assert "refused to explode" in command_row(db, failing)["error"]
+        assert "make_coffee" in command_row(db, unknown)["error"]
+    # pump-3 never connects: its command expires, with the reason.
+    lost = send_command(db, "pump-3", "self_test", {}, ttl_s=1)
+    wait_for(lambda: command_row(db, lost)["status"] == "expired", what="expiry")
+    assert command_row(db, lost)["error"] == (
+        "not delivered before it expired (the device has no session on the broker)"
+    )
+
+
+def test_answers_wait_on_the_broker_while_the_service_is_down(
+    db: str,
+    mosquitto: MosquittoBroker,
+    start_service: Callable[..., RunningService],
+    tmp_path: Path,
+) -> None:
+    """The service's persistent session keeps the replies that arrive while it is stopped."""
+    first = start_service(mosquitto.url)
+    with Device("pump-1", mosquitto.url, tmp_path / "q1") as device:
+        # Stop the service the moment the command is sent, before the reply is stored.
+        command = send_command(db, "pump-1", "self_test", {})
+        wait_for(lambda: device.ran, what="command ran")
+        first.halt()
+        set_desired(db, "pump-1", {"sample_s": 5})  # waits in the database meanwhile
+        time.sleep(0.5)
+        second = start_service(mosquitto.url)
+        wait_for(lambda: command_row(db, command)["status"] == "ok", what="reply after restart")
+        wait_for(lambda: twin_row(db, "pump-1")["status"] == "applied", what="config after restart")
+        assert device.ran == [command]
+        assert second.service.counts.desired_sent == 1
+
+
+def test_a_broker_restart_loses_nothing(
+    db: str,
+    mosquitto: MosquittoBroker,
+    start_service: Callable[..., RunningService],
+    tmp_path: Path,
+) -> None:
+    running = start_service(mosquitto.url)
+    with Device("pump-1", mosquitto.url, tmp_path / "q1") as device:
+        warm = send_command(db, "pump-1", "self_test", {})
+        wait_for(lambda: command_row(db, warm)["status"] == "ok", what="first reply")
+        mosquitto.stop()
+        command = send_command(db, "pump-1", "self_test", {"depth": 3})
+        version = set_desired(db, "pump-1", {"sample_s": 60})
+        time.sleep(1.0)
+        assert command_row(db, command)["status"] == "queued"  # nothing to send it to
+        mosquitto.start()
+        wait_for(lambda: command_row(db, command)["status"] == "ok", 30, "reply after restart")
+        wait_for(lambda: twin_row(db, "pump-1")["reported_version"] == version, 30, "report")
+        assert device.ran == [warm, command]
+    assert running.service.counts.commands_sent == 2
+
+
+def test_hostile_and_malformed_answers_are_refused_and_kept(
+    db: str,
+    mosquitto: MosquittoBroker,
+    start_service: Callable[..., RunningService],
+) -> None:
+    running = start_service(mosquitto.url)
+    other = send_command(db, "pump-2", "self_test", {})
+    wait_for(lambda: command_row(db, other)["attempts"] >= 1, what="attempt")
+    host, port = mosquitto.url.removeprefix("mqtt://").split(":")
+    spoofer = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="spoofer")
+    spoofer.connect(host, int(port))
+    spoofer.loop_start()
+    now_ms = int(time.time() * 1000)
+
+    def publish(topic: str, body: dict[str, Any] | bytes) -> None:
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        spoofer.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    reply = {"v": 1, "id": other, "status": "ok", "result": {"owned": True}, "t": now_ms}
+    # pump-1 answers pump-2's command: not its command.
+    publish(f"{ROOT}/v1/pump-1/commands/reply", {**reply, "device": "pump-1"})
+    # The payload claims to be pump-2 on pump-1's topic.
+    publish(f"{ROOT}/v1/pump-1/commands/reply", {**reply, "device": "pump-2"})
+    publish(f"{ROOT}/v1/pump-1/config/reported", b"{not json")
+    publish(
+        f"{ROOT}/v1/ghost-9/config/reported",
+        {"v": 1, "device": "ghost-9", "version": 1, "status": "applied", "t": now_ms},
+    )
+    spoofer.loop_stop()
+    spoofer.disconnect()
+
+    def refusals() -> dict[str, int]:
+        with psycopg.connect(db) as conn:
+            rows = conn.execute("SELECT reason, count(*) FROM dead_letters GROUP BY 1").fetchall()
+        return {str(r): int(n) for r, n in rows}
+
+    expected = {
+        "unknown_command": 1,
+        "device_mismatch": 1,
+        "invalid_payload": 1,
+        "unknown_device": 1,
+    }
+    wait_for(lambda: refusals() == expected, what=f"dead letters {expected}")
+    assert command_row(db, other)["status"] in {"queued", "sent"}
+    assert command_row(db, other)["result"] is None
+    assert running.service.counts.answers_refused == 4
+    with psycopg.connect(db) as conn:
+        stored = conn.execute("SELECT count(*) FROM device_twins WHERE reported_at IS NOT NULL")
+        assert stored.fetchone() == (0,)
+
+
+def test_a_busy_device_gets_the_command_again(
+    db: str,
+    mosquitto: MosquittoBroker,
+    start_service: Callable[..., RunningService],
+) -> None:
+    start_service(mosquitto.url)
+    host, port = mosquitto.url.removeprefix("mqtt://").split(":")
+    received: list[dict[str, Any]] = []
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pump-1")
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        request = json.loads(msg.payload)
+        received.append(request)
+        status = "busy" if len(received) == 1 else "ok"
+        answer = {
+            "v": 1,
+            "device": "pump-1",
+            "id": request["id"],
+            "status": status,
+            "t": int(time.time() * 1000),
+        }
+        client.publish(f"{ROOT}/v1/pump-1/commands/reply", json.dumps(answer), qos=1)
+
+    device.on_message = on_message
+    device.connect(host, int(port))
+    device.subscribe(f"{ROOT}/v1/pump-1/commands", qos=1)
+    device.loop_start()
+    try:
+        time.sleep(0.3)
+        command = send_command(db, "pump-1", "self_test", {})
+        wait_for(lambda: command_row(db, command)["status"] == "ok", what="ok after busy")
+    finally:
+        device.loop_stop()
+        device.disconnect()
+    assert [r["id"] for r in received] == [command, command]
+    assert command_row(db, command)["attempts"] == 2
+
+
+def test_on_mqtt_3_1_1_commands_and_config_still_flow(
+    db: str,
+    mosquitto: MosquittoBroker,
+    start_service: Callable[..., RunningService],
+    tmp_path: Path,
+) -> None:
+    start_service(mosquitto.url, protocol="3.1.1")
+    with Device("pump-1", mosquitto.url, tmp_path / "q1") as device:
+        version = set_desired(db, "pump-1", {"sample_s": 10})
+        command = send_command(db, "pump-1", "self_test", {})
+        wait_for(lambda: command_row(db, command)["status"] == "ok", what="reply")
+        wait_for(lambda: twin_row(db, "pump-1")["reported_version"] == version, what="report")
+        assert device.applied == [version]
+
+
+def test_expired_commands_are_not_sent_and_a_late_answer_still_counts(db: str) -> None:
+    from backend.downlink.store import due_commands, expire_commands, record_reply
+    from device_sdk.wire import CommandReply, ReplyStatus
+
+    command = send_command(db, "pump-1", "self_test", {}, ttl_s=1)
+    time.sleep(1.2)
+    with psycopg.connect(db) as conn:
+        assert expire_commands(conn) == 1
+        assert due_commands(conn, 10) == []
+        late = CommandReply(
+            v=1,
+            device="pump-1",
+            id=command,
+            status=ReplyStatus.OK,
+            result={"late": True},
+            t=int(time.time() * 1000),
+        )
+        stored = record_reply(conn, device_id(db, "pump-1"), late, busy_retry=timedelta(seconds=1))
+        assert stored == "stored"
+    assert command_row(db, command)["status"] == "ok"
+    assert command_row(db, command)["result"] == {"late": True}
