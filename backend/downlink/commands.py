@@ -87,11 +87,11 @@ def args_json(args: dict[str, Any]) -> str:
     try:
         text = json.dumps(args, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"args are not plain JSON: {exc}") from None
+        raise ValueError(f"not plain JSON: {exc}") from None
     if len(text.encode()) > MAX_ARGS_BYTES:
-        raise ValueError(f"args exceed {MAX_ARGS_BYTES} bytes serialised")
+        raise ValueError(f"larger than 64 KiB ({MAX_ARGS_BYTES} bytes) serialised")
     if "\\u0000" in text:
-        raise ValueError("args contain a NUL character")
+        raise ValueError("a string contains a NUL character")
     return text
 
 

@@ -49,7 +49,8 @@ log = logging.getLogger("benchmarks.soak")
 #: Processes judged for flat memory (the simulated fleet is plotted, not judged: the
 #: simulator keeps its ground truth in memory by design).
 JUDGED_ROLES = (
-    "up", "ingest", "score", "care", "health", "api", "maintain", "mosquitto", "postgres",
+    "up", "ingest", "score", "care", "health", "api", "maintain", "downlink", "mosquitto",
+    "postgres",
 )  # fmt: skip
 
 
@@ -409,7 +410,8 @@ def run_soak(options: SoakOptions) -> SoakResult:
         }
         return SoakResult(
             options,
-            ["ingest", "care", "health", "api", "maintain"] + ([] if skip else ["score"]),
+            ["ingest", "care", "health", "api", "maintain", "downlink"]
+            + ([] if skip else ["score"]),
             sampler.samples,
             events,
             sim_faults,

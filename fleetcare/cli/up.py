@@ -44,6 +44,9 @@ BACKEND_SERVICES: tuple[BackendService, ...] = (
     ),
     BackendService("api", ("api", "serve"), "HTTP API and console"),
     BackendService(
+        "downlink", ("downlink", "run"), "desired configs and commands to devices, their answers"
+    ),
+    BackendService(
         "maintain", ("db", "maintain", "--continuous"), "partitions, rollups, retention"
     ),
 )

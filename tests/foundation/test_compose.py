@@ -20,7 +20,7 @@ from tests.foundation.conftest import settings_env_names
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 FLEETCARE_SERVICES = {
-    "api", "ingest", "score", "care", "health", "maintain", "gateway", "simulator",
+    "api", "ingest", "score", "care", "health", "maintain", "downlink", "gateway", "simulator",
 }  # fmt: skip
 # The services that serve Prometheus /metrics (the API, care, gateway, simulator do not).
 METRICS_SERVICES = {"ingest", "score"}

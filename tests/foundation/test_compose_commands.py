@@ -168,6 +168,7 @@ def test_the_backend_services_run_the_real_commands(services: Services) -> None:
         "care": [("care", "run")],
         "health": [("accounts", "health")],
         "maintain": [("db", "maintain")],
+        "downlink": [("downlink", "run")],
         "gateway": [("gateway", "run")],
         "simulator": [("sim", "run")],
     }

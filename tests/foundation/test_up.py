@@ -67,6 +67,21 @@ ROLLED_UP = (
     "JOIN devices d ON d.id = r.device_id WHERE d.external_id LIKE %s AND r.position = 1"
 )
 HEALTH_SCORES = "SELECT count(*) FROM health_scores"
+DESIRED_SENT = (
+    "SELECT count(*) FROM device_twins t JOIN devices d ON d.id = t.device_id "
+    "WHERE d.external_id LIKE %s AND t.desired_sent_version = t.desired_version"
+)
+
+
+def _set_desired(database_url: str, device: str, config: dict[str, object]) -> None:
+    """What ``PUT /devices/{id}/twin/desired`` writes, and its notification."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO device_twins (device_id, desired, desired_version, desired_at)"
+            " SELECT id, %s::jsonb, 1, now() FROM devices WHERE external_id = %s",
+            (json.dumps(config), device),
+        )
+        conn.execute("SELECT pg_notify('fleetcare_downlink', '')")
 
 
 def _count(database_url: str, query: str, *params: object) -> int:
@@ -156,6 +171,11 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
             lambda: _count(fresh_database_url, HEALTH_SCORES) >= 1,
             max(1.0, DURATION_S - (time.monotonic() - started) - 1),
         ), "the health service never scored the account"
+        _set_desired(fresh_database_url, spec.device_id(0), {"sample_s": 30})
+        assert _wait_for(
+            lambda: _count(fresh_database_url, DESIRED_SENT, spec.prefix + "-%") == 1,
+            max(1.0, DURATION_S - (time.monotonic() - started) - 1),
+        ), "the downlink service never published the desired config"
         output, _ = process.communicate(timeout=DURATION_S + 20)
     finally:
         if process.poll() is None:
@@ -163,6 +183,6 @@ def test_up_runs_the_backend_for_its_duration_and_stops_cleanly(
     assert process.returncode == 0, output
     assert "stopped (duration elapsed)" in output, output
     assert "restarted" not in output, output
-    for service in ("ingest", "score", "care", "health", "api", "maintain"):
+    for service in ("ingest", "score", "care", "health", "api", "maintain", "downlink"):
         assert f"  {service}" in output, output
     assert _health(api_port) is None, "the API still answers after `up` stopped"
