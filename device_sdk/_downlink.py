@@ -5,6 +5,12 @@ through a bounded queue, so a slow handler never stalls publishing. Handlers run
 time, in arrival order. A command that finds the queue full is answered ``busy``.
 Handlers may be plain functions or coroutine functions (run on the event loop of an
 ``AsyncDeviceClient``, or with ``asyncio.run`` otherwise).
+
+QoS 1 may deliver a command twice, and a backend that crashed between sending it and
+recording that it did sends it again. A command id that is waiting or running is not
+queued again, and one of the last :data:`REMEMBERED_COMMANDS` that ran is answered with
+its first reply without running the handler twice. A ``busy`` or ``invalid`` reply is not
+remembered: the command did not run, so the same id may come again and run.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import queue
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -40,6 +47,9 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("device_sdk")
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+#: How many answered command ids a client remembers to recognise a repeat.
+REMEMBERED_COMMANDS = 256
 
 JsonMapping: TypeAlias = Mapping[str, Any]
 CommandHandler: TypeAlias = Callable[
@@ -77,8 +87,11 @@ class Downlink:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._pending_ids: set[str] = set()
+        self._answered: OrderedDict[str, Outgoing] = OrderedDict()
         self.busy_replies = 0
         self.invalid_messages = 0
+        self.repeated_commands = 0
 
     # ------------------------------------------------------------------ registry
 
@@ -107,6 +120,7 @@ class Downlink:
     def start(self, send: Callable[[Outgoing], None]) -> None:
         self._send = send
         self._applied_version = None
+        self._pending_ids = set()
         self._jobs = queue.Queue(self._queue_size)
         self._thread = threading.Thread(
             target=self._work, name=f"device-sdk-handlers-{self._device_id}", daemon=True
@@ -154,7 +168,21 @@ class Downlink:
             if command_id is not None:
                 self._reply(command_id, ReplyStatus.INVALID, error=exc.reason)
             return
+        with self._lock:
+            answer = self._answered.get(request.id)
+            repeat = answer is not None or request.id in self._pending_ids
+            if repeat:
+                self.repeated_commands += 1
+            else:
+                self._pending_ids.add(request.id)
+        if repeat:
+            _log.info("device_sdk: command %s received again; not run twice", request.id)
+            if answer is not None:
+                self._emit(answer)
+            return
         if not self._enqueue(_CommandJob(request)):
+            with self._lock:
+                self._pending_ids.discard(request.id)
             self.busy_replies += 1
             self._reply(request.id, ReplyStatus.BUSY, error="command queue full")
 
@@ -200,16 +228,25 @@ class Downlink:
         with self._lock:
             handler = self._commands.get(request.name)
         if handler is None:
-            self._reply(request.id, ReplyStatus.UNKNOWN, error=f"no handler for {request.name!r}")
-            return
-        try:
-            result = self._call(handler, request)
-            body = _json_object(result, "the command handler's result")
-        except Exception as exc:  # the handler's failure becomes the reply
-            _log.warning("device_sdk: command %s (%s) failed: %s", request.name, request.id, exc)
-            self._reply(request.id, ReplyStatus.ERROR, error=_describe(exc))
-            return
-        self._reply(request.id, ReplyStatus.OK, result=body)
+            reply = self._reply(
+                request.id, ReplyStatus.UNKNOWN, error=f"no handler for {request.name!r}"
+            )
+        else:
+            try:
+                result = self._call(handler, request)
+                body = _json_object(result, "the command handler's result")
+            except Exception as exc:  # the handler's failure becomes the reply
+                _log.warning(
+                    "device_sdk: command %s (%s) failed: %s", request.name, request.id, exc
+                )
+                reply = self._reply(request.id, ReplyStatus.ERROR, error=_describe(exc))
+            else:
+                reply = self._reply(request.id, ReplyStatus.OK, result=body)
+        with self._lock:
+            self._pending_ids.discard(request.id)
+            self._answered[request.id] = reply
+            while len(self._answered) > REMEMBERED_COMMANDS:
+                self._answered.popitem(last=False)
 
     def _apply_config(self, desired: DesiredConfig) -> None:
         with self._lock:
@@ -240,7 +277,7 @@ class Downlink:
         *,
         result: dict[str, Any] | None = None,
         error: str | None = None,
-    ) -> None:
+    ) -> Outgoing:
         reply = CommandReply(
             v=SCHEMA_VERSION,
             device=self._device_id,
@@ -250,7 +287,9 @@ class Downlink:
             error=error,
             t=now_ms(),
         )
-        self._emit(Outgoing(Channel.COMMAND_REPLY, encode_model(reply), retain=False))
+        message = Outgoing(Channel.COMMAND_REPLY, encode_model(reply), retain=False)
+        self._emit(message)
+        return message
 
     def report(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -87,6 +88,41 @@ def test_full_command_queue_answers_busy(
         collector.wait_for(lambda: len(replies_by_id(collector)) == 4)
     statuses = sorted(r["status"] for r in replies_by_id(collector).values())
     assert statuses.count("ok") == 2 and statuses.count("busy") == 2
+
+
+def test_a_repeated_command_runs_once_and_gets_the_same_answer(
+    broker: MosquittoBroker,
+    collector_factory: CollectorFactory,
+    make_config: Callable[..., DeviceConfig],
+    topic_root: str,
+) -> None:
+    """QoS 1 redelivery, or a backend sending again after a crash: the handler runs once."""
+    collector = collector_factory(broker, topic_root)
+    release = threading.Event()
+    ran: list[str] = []
+    client = DeviceClient(make_config(broker.url, command_queue_size=4))
+
+    @client.command("dispense")
+    def dispense(command: Command) -> dict[str, Any]:
+        ran.append(command.id)
+        release.wait(5)
+        return {"litres": command.args["litres"]}
+
+    doc = {"v": 1, "id": "d1", "name": "dispense", "args": {"litres": 5}}
+    with client:
+        client.wait_connected(5)
+        send_command(collector, topic_root, "dev-1", doc)  # runs (held by the handler)
+        collector.wait_for(lambda: bool(ran))
+        send_command(collector, topic_root, "dev-1", doc)  # while it runs: not run again
+        time.sleep(0.5)
+        release.set()
+        collector.wait_for(lambda: len(collector.messages(Channel.COMMAND_REPLY)) == 1)
+        send_command(collector, topic_root, "dev-1", doc)  # after it ran: the same answer
+        collector.wait_for(lambda: len(collector.messages(Channel.COMMAND_REPLY)) == 2)
+    first, again = collector.messages(Channel.COMMAND_REPLY)
+    assert ran == ["d1"]
+    assert first == again
+    assert first["status"] == "ok" and first["result"] == {"litres": 5}
 
 
 def test_device_twin_round_trip(
