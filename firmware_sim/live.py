@@ -38,6 +38,7 @@ from firmware_sim.groundtruth import DeviceEvent
 from firmware_sim.machines import MACHINE_TYPES, machine_spec
 from firmware_sim.netproxy import FaultProxy
 from firmware_sim.outcomes import renewal_outcomes
+from firmware_sim.firmware import SimulatedFirmware
 from firmware_sim.sdk_fleet import RawPublisher, SdkFleet, boot_id, sdk_module
 from firmware_sim.seeds import Stream, rng
 from firmware_sim.tickets import all_tickets
@@ -343,12 +344,34 @@ class _Runner:
             at_last, m_last = readings[-1]
             self.devices.last[device_id] = (seqs[-1], int(at_last.timestamp() * 1000), m_last)
             self.report.readings += len(readings)
+            firmware = self.devices.firmware.get(device_id)
+            if firmware is not None and firmware.limits:
+                self._alarms(client, firmware, readings)
         due = [r for r in self.release if r[0] < e]
         if due:
             self.release = [r for r in self.release if r[0] >= e]
             for _, device_id, at, metrics in sorted(due, key=lambda r: r[0]):
                 self.devices.clients[device_id].record(metrics, at)
                 self.report.readings += 1
+
+    def _alarms(
+        self,
+        client: Any,
+        firmware: SimulatedFirmware,
+        readings: list[tuple[datetime, dict[str, float | None]]],
+    ) -> None:
+        """The device's own alarms: a ``limit_exceeded`` event per limit crossed."""
+        for at, metrics in readings:
+            for crossing in firmware.crossings(metrics):
+                client.event(
+                    "limit_exceeded",
+                    severity="warning",
+                    code=f"{crossing.metric}.{crossing.side}",
+                    message=crossing.message,
+                    attrs={"metric": crossing.metric, "value": crossing.value},
+                    at=at,
+                )
+                self.report.events += 1
 
     def _usage(self, block: DayBlock) -> None:
         g = usage_rng(self.config.seed, MACHINE_TYPES.index(block.machine_type), block.day)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from firmware_sim.errors import SdkUnavailableError, SimError
+from firmware_sim.firmware import SimulatedFirmware
 
 if TYPE_CHECKING:
     from firmware_sim.live import LiveOptions
@@ -40,6 +41,7 @@ class SdkFleet:
         self.catalogue = catalogue
         self.urls = urls
         self.clients: dict[str, Any] = {}
+        self.firmware: dict[str, SimulatedFirmware] = {}
         self.last: dict[str, tuple[int, int, dict[str, float | None]]] = {}
         try:
             for device_id in ids:
@@ -60,6 +62,15 @@ class SdkFleet:
             reconnect_max_s=self.options.reconnect_max_s,
         )
         client = self.sdk.DeviceClient(cfg)
+        # The firmware outlives a reboot, as its settings would in flash; the retained
+        # desired config comes again on the new session all the same.
+        firmware = self.firmware.setdefault(
+            device_id, SimulatedFirmware(device_id, self.catalogue[device_id])
+        )
+        client.on_config(firmware.apply_config)
+        client.add_command_handler(
+            "self_test", lambda _command: firmware.self_test(self.last.get(device_id))
+        )
         client.start()
         return client
 
