@@ -33,12 +33,12 @@ from firmware_sim.engagement import simulate_engagement
 from firmware_sim.engine import DayBlock, Simulation
 from firmware_sim.errors import SimConfigError, SimError
 from firmware_sim.faults import FaultLog, FaultRecord, FaultSpec, PlannedFault, plan_faults
+from firmware_sim.firmware import SimulatedFirmware
 from firmware_sim.fleet import build_fleet
 from firmware_sim.groundtruth import DeviceEvent
 from firmware_sim.machines import MACHINE_TYPES, machine_spec
 from firmware_sim.netproxy import FaultProxy
 from firmware_sim.outcomes import renewal_outcomes
-from firmware_sim.firmware import SimulatedFirmware
 from firmware_sim.sdk_fleet import RawPublisher, SdkFleet, boot_id, sdk_module
 from firmware_sim.seeds import Stream, rng
 from firmware_sim.tickets import all_tickets

@@ -36,6 +36,7 @@ from device_sdk.wire import (
 from gateway.bandwidth import BandwidthFilter
 from gateway.clock import now_ms, uptime_ms
 from gateway.config import LocalConfig
+from gateway.downlink_bridge import ANSWER_CHANNELS, DownlinkBridge
 from gateway.metrics import GatewayMetrics
 from gateway.records import encode_item
 from gateway.store import Store
@@ -43,6 +44,7 @@ from gateway.store import Store
 __all__ = ["LocalIntake", "ReadingSink"]
 
 _log = logging.getLogger("gateway.intake")
+_ANSWER_SUFFIXES = tuple(f"/{channel.value}" for channel in ANSWER_CHANNELS)
 
 ReadingSink = Callable[[str, list[tuple[int, dict[str, float | None]]]], None]
 """Called with ``(device, [(t_ms, metrics), ...])`` for every telemetry batch accepted."""
@@ -57,8 +59,10 @@ class LocalIntake:
         metrics: GatewayMetrics,
         bandwidth: BandwidthFilter,
         on_readings: ReadingSink | None = None,
+        bridge: DownlinkBridge | None = None,
     ) -> None:
         self.config = config
+        self.bridge = bridge
         self.store = store
         self.metrics = metrics
         self.bandwidth = bandwidth
@@ -103,6 +107,11 @@ class LocalIntake:
         """Best-effort publish on the local broker (alerts); QoS 1, not waited for."""
         self.client.publish(topic, payload, qos=1)
 
+    def publish_downlink(self, topic: str, payload: bytes, *, retain: bool) -> None:
+        """A command or desired config for a site device (QoS 1; paho queues it while the
+        local broker is away, the session being persistent)."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
+
     def recover(self) -> None:
         """After a storage failure: reconnect so the broker redelivers what was not acked."""
         if self._broken_since is None or time.monotonic() - self._broken_since < 1.0:
@@ -121,7 +130,8 @@ class LocalIntake:
             _log.warning("local broker refused the connection: %s", reason)
             return
         root = self.config.topic_root
-        client.subscribe([(subscription(c, root=root), 1) for c in BATCH_CHANNELS])
+        channels = [*BATCH_CHANNELS, *(ANSWER_CHANNELS if self.bridge is not None else ())]
+        client.subscribe([(subscription(c, root=root), 1) for c in channels])
         self.connected.set()
         _log.info("listening for local devices on %s:%d", self.host, self.port)
 
@@ -129,6 +139,10 @@ class LocalIntake:
         self.connected.clear()
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.bridge is not None and msg.topic.endswith(_ANSWER_SUFFIXES):
+            self._answer(msg.topic, bytes(msg.payload))
+            client.ack(msg.mid, msg.qos)
+            return
         try:
             accepted = self._accept(msg.topic, bytes(msg.payload))
         except QueueError as exc:
@@ -145,6 +159,19 @@ class LocalIntake:
         if accepted is None:
             self.metrics.add("refused_devices")
 
+    def _answer(self, topic: str, payload: bytes) -> None:
+        try:
+            device = parse_topic(topic).device_id
+        except TopicError as exc:
+            self._log_rate_limited("refused a local answer on %s: %s", topic, exc)
+            return
+        allowed = self.allowed
+        if allowed is not None and device not in allowed:
+            self.metrics.add("refused_devices")
+            return
+        assert self.bridge is not None
+        self.bridge.from_local(topic, payload)
+
     def _accept(self, topic: str, payload: bytes) -> bool | None:
         _root, version, device, channel = parse_topic(topic)
         if version != 1 or channel not in BATCH_CHANNELS:
@@ -154,6 +181,8 @@ class LocalIntake:
             self._log_rate_limited("ignored batch of %s: not in the device list", device)
             return None
         batch = decode_batch(payload, device_id=device, kind=channel.value)
+        if self.bridge is not None:
+            self.bridge.device_seen(device)
         sent_offset = batch.sent - now_ms()
         up_offset = batch.up - uptime_ms() if batch.up is not None else None
         items: list[bytes] = []

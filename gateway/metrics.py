@@ -39,6 +39,12 @@ class GatewayMetrics:
     alerts: int = 0
     config_applied: int = 0
     config_rejected: int = 0
+    downlink_forwarded: int = 0
+    """Commands and desired configs for site devices republished on the local broker."""
+    answers_forwarded: int = 0
+    """Site devices' command replies and config reports published upstream."""
+    answers_dropped: int = 0
+    """Answers dropped while the uplink was down and more than 10,000 waited."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, name: str, amount: int = 1) -> None:

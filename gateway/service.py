@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.bandwidth import BandwidthFilter
 from gateway.config import GatewayConfig, SiteConfig
+from gateway.downlink_bridge import DownlinkBridge
 from gateway.errors import GatewayError
 from gateway.forwarder import Forwarder
 from gateway.intake import LocalIntake
@@ -38,6 +39,7 @@ class Gateway:
         self.uplink: Uplink | None = None
         self.forwarder: Forwarder | None = None
         self.intake: LocalIntake | None = None
+        self.bridge: DownlinkBridge | None = None
         self.inference: EdgeInference | None = None  # imports onnxruntime: only when used
         self.runner: SiteRunner | None = None
         self.twin: Twin | None = None
@@ -68,15 +70,22 @@ class Gateway:
             )
         submit = self.inference.submit if self.inference is not None else None
         if config.local is not None:
+            self.bridge = DownlinkBridge(
+                config.gateway_id, config.uplink.topic_root, config.local.topic_root,
+                self.metrics,
+            )  # fmt: skip
             self.intake = LocalIntake(
                 config.local, config.intake_client_id, store, self.metrics, self.bandwidth,
-                on_readings=submit,
+                on_readings=submit, bridge=self.bridge,
             )  # fmt: skip
         self.runner = SiteRunner(store, self.metrics, self.bandwidth, self.intake, submit)
         self.uplink = Uplink(
             config.uplink, config.gateway_id, config.uplink_client_id, self.metrics,
             on_desired=self._on_desired,
+            on_downlink=self.bridge.from_central if self.bridge is not None else None,
         )  # fmt: skip
+        if self.bridge is not None and self.intake is not None:
+            self.bridge.attach(self.uplink, self.intake)
         saved = await asyncio.to_thread(load_saved_site, config.data_dir)
         self.twin = Twin(
             config.gateway_id, config.uplink.topic_root, config.data_dir, self.runner,
@@ -143,6 +152,8 @@ class Gateway:
             self._pending_report = None
         if self.intake is not None:
             self.intake.recover()
+        if self.bridge is not None:
+            self.bridge.flush()
 
     def _publish_alert(self, payload: bytes) -> None:
         if self.intake is not None:

@@ -51,11 +51,18 @@ class Uplink:
         client_id: str,
         metrics: GatewayMetrics,
         on_desired: Callable[[bytes], None] | None = None,
+        on_downlink: Callable[[str, bytes], bool] | None = None,
     ) -> None:
         self.config = config
         self.gateway_id = gateway_id
         self.metrics = metrics
         self.on_desired = on_desired
+        self.on_downlink = on_downlink
+        """Messages on the other subscriptions (:meth:`add_subscription`)."""
+        self._subscriptions: set[str] = set()
+        self._subscriptions_lock = threading.Lock()
+        self._subscribing = False
+        """Between a CONNACK and the disconnection: new subscriptions go out at once."""
         self.acks: deque[tuple[int, int]] = deque()
         """``(message id, reason code)`` of every PUBACK, in order (consumed by the
         forwarder); the reason code is always 0 with MQTT 3.1.1."""
@@ -167,6 +174,16 @@ class Uplink:
             return None
         return info.mid
 
+    def add_subscription(self, topic: str) -> None:
+        """Subscribe (QoS 1) now if connected, and again on every connection."""
+        with self._subscriptions_lock:
+            if topic in self._subscriptions:
+                return
+            self._subscriptions.add(topic)
+            now = self._subscribing
+        if now:
+            self.client.subscribe(topic, qos=1)
+
     # ------------------------------------------------------------------ paho callbacks
 
     def _on_pre_connect(self, client: mqtt.Client, _userdata: Any) -> None:
@@ -215,7 +232,10 @@ class Uplink:
                 self._use_protocol(client, MQTT311)
                 _log.info("%s refused MQTT 5; using MQTT 3.1.1", self.safe_url)
             return
-        client.subscribe(self.desired_topic, qos=1)
+        with self._subscriptions_lock:
+            topics = [self.desired_topic, *sorted(self._subscriptions)]
+            self._subscribing = True
+        client.subscribe([(topic, 1) for topic in topics])
         if self._ever_connected:
             self.metrics.add("reconnects")
         self._ever_connected = True
@@ -246,6 +266,8 @@ class Uplink:
                 self._use_protocol(client, other)
         self._answered = False
         self._cancel_connack_timer()
+        with self._subscriptions_lock:
+            self._subscribing = False
         self.connected.clear()
         self.wake.set()
 
@@ -256,5 +278,8 @@ class Uplink:
         self.wake.set()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == self.desired_topic and msg.payload and self.on_desired is not None:
-            self.on_desired(bytes(msg.payload))
+        if msg.topic == self.desired_topic:
+            if msg.payload and self.on_desired is not None:
+                self.on_desired(bytes(msg.payload))
+        elif self.on_downlink is not None:
+            self.on_downlink(msg.topic, bytes(msg.payload))

@@ -4,7 +4,8 @@
 - ``pattern`` lines let a device write only its own uplink topics and read only its own
   commands and desired config (``%u`` is the MQTT username, i.e. the device id);
 - a gateway may also write the uplink topics of the devices registered behind it;
-- broker service accounts (ingest, command sender) read and write everything under the root.
+- broker service accounts (ingest, the downlink service) read and write everything under
+  the root.
 
 After writing, reload mosquitto (``SIGHUP``) so it re-reads both files.
 """

@@ -21,9 +21,7 @@ def test_limits_are_applied_and_reported_as_applied() -> None:
     applied = firmware.apply_config(
         desired({"alarm_limits": {"bearing_temp_c": {"max": 85}, "flow_lpm": {"min": 40.5}}})
     )
-    assert applied == {
-        "alarm_limits": {"bearing_temp_c": {"max": 85.0}, "flow_lpm": {"min": 40.5}}
-    }
+    assert applied == {"alarm_limits": {"bearing_temp_c": {"max": 85.0}, "flow_lpm": {"min": 40.5}}}
     assert firmware.apply_config(desired({"alarm_limits": {}})) == {"alarm_limits": {}}
     assert firmware.limits == {}
 

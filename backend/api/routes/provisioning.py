@@ -157,7 +157,7 @@ def rotate_credentials_route(
 def create_service_account_route(
     conn: DbConnection, principal: Admin, body: ServiceAccountCreate
 ) -> ServiceAccountCredentials:
-    """A broker login for a backend service (ingest, command sender); password shown once."""
+    """A broker login for a backend service (ingest, the downlink service); password shown once."""
     try:
         password = create_service_account(conn, body.username)
     except DuplicateDeviceError as exc:
