@@ -32,6 +32,7 @@ from backend.console.session import (
     set_session,
 )
 from backend.console.signals import describe_contribution, signal_label, signal_name
+from backend.downlink.commands import NewCommand, device_commands, queue_command
 
 BASE = "/console"
 _HERE = Path(__file__).parent
@@ -174,6 +175,7 @@ def ticket_page(request: Request, conn: DbConnection, ticket_id: int) -> Respons
         series_label=signal_label(series.metric, series.unit) if series else "",
         chart=chart,
         events=queries.ticket_events(conn, ticket_id),
+        commands=device_commands(conn, row["device_id"], limit=5),
         can_act=queries.can_act_on_tickets(principal),
         assignees=queries.assignable_field_users(conn, row["region"], row["team"])
         or [{"id": principal.user_id, "name": principal.name}],
@@ -238,6 +240,29 @@ def start_ticket(
     request: Request, conn: DbConnection, ticket_id: int, csrf: Annotated[str | None, Form()] = None
 ) -> Response:
     return _ticket_action(request, conn, ticket_id, csrf, "in_progress")
+
+
+@router.post("/tickets/{ticket_id}/self-test", response_model=None)
+def self_test_ticket_device(
+    request: Request, conn: DbConnection, ticket_id: int, csrf: Annotated[str | None, Form()] = None
+) -> Response:
+    """Send the ticket's device a ``self_test`` command (the downlink service delivers it);
+    its answer shows on the ticket page."""
+    caller = _form_caller(request, conn, csrf)
+    if isinstance(caller, Response):
+        return caller
+    principal, key = caller
+    row = queries.ticket(conn, principal, ticket_id)
+    if not queries.can_act_on_tickets(principal) or row is None:
+        return _not_found(request, principal, key, "ticket")
+    queue_command(
+        conn,
+        row["device_id"],
+        NewCommand(name="self_test"),
+        requested_by=f"user:{principal.user_id}",
+        default_ttl_s=request.app.state.command_ttl_s,
+    )
+    return _back(f"/tickets/{ticket_id}", "Self-test sent; its answer shows below.")
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=None)

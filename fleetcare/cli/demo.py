@@ -109,6 +109,7 @@ def default_steps(
     from backend.ingest.demo import SimulatedFleetStep
     from fleetcare.demo.api_step import ApiStep
     from fleetcare.demo.care_step import CareStep
+    from fleetcare.demo.downlink_step import DownlinkStep
     from fleetcare.demo.finish_step import FinishStep
     from fleetcare.demo.gateway_site import GatewaySite
     from fleetcare.demo.health_step import HealthStep
@@ -128,6 +129,7 @@ def default_steps(
     health = HealthStep(interval_s=daily_interval_s(fleet.plan.speed))
     receiver = WebhookReceiverStep()
     api = ApiStep(lambda: fleet.devices)
+    downlink = DownlinkStep(api, baseline, lambda: fleet.devices)
     return [
         StartServices(),
         ApplyMigrations(),
@@ -139,8 +141,9 @@ def default_steps(
         api,
         scoring,
         health,
+        downlink,
         LiveViewStep(baseline, fleet, receiver),
-        FinishStep(baseline, fleet, scoring, health, care, receiver, api),
+        FinishStep(baseline, fleet, scoring, health, care, receiver, api, downlink),
     ]
 
 

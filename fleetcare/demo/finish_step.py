@@ -1,6 +1,7 @@
 """The end of the demo: drain the loop in order, then add its figures to the summary.
 
-The fleet stops (or ends its span) and ingest writes what was delivered; scoring makes a
+The devices answer the last configs and commands; the fleet stops (or ends its span) and
+ingest writes what was delivered; scoring makes a
 last pass and the health service scores the accounts it changed; the care engine evaluates
 the last predictions and health scores and delivers what they queued;
 then this run's predictions, tickets, alerts and webhook deliveries are counted and the
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from fleetcare.cli.demo import DemoRun
     from fleetcare.demo.api_step import ApiStep
     from fleetcare.demo.care_step import CareStep
+    from fleetcare.demo.downlink_step import DownlinkStep
     from fleetcare.demo.health_step import HealthStep
     from fleetcare.demo.outcome import BaselineStep
     from fleetcare.demo.scoring_step import ScoringStep
@@ -44,6 +46,7 @@ class FinishStep:
         care: CareStep,
         receiver: WebhookReceiverStep,
         api: ApiStep,
+        downlink: DownlinkStep,
     ) -> None:
         self.baseline = baseline
         self.fleet = fleet
@@ -52,8 +55,11 @@ class FinishStep:
         self.care = care
         self.receiver = receiver
         self.api = api
+        self.downlink = downlink
 
     def run(self, demo: DemoRun) -> None:
+        say(demo.console, "  the devices' last answers to configs and commands")
+        self.downlink.finish()
         say(demo.console, "  stopping the fleet; ingest writes what was delivered")
         self.fleet.finish(demo)
         say(demo.console, "  last scoring, health and care passes, pending webhooks")
@@ -68,6 +74,7 @@ class FinishStep:
             outcome = judge(conn, self.baseline.baseline, failures)
             health = health_counts(conn, self.baseline.baseline.health_score)
             kinds = alerts_by_kind(conn, self.baseline.baseline.alert)
+            self.downlink.count_alarms(conn)
         demo.note("predictions", f"{counts.predictions:,}")
         demo.note("tickets raised", f"{counts.tickets:,} ({counts.open_tickets:,} open)")
         by_kind = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
@@ -77,6 +84,10 @@ class FinishStep:
             + (f": {by_kind}" if by_kind else ""),
         )
         demo.note("health scores", health.text)
+        downlink = self.downlink.outcome
+        demo.note("device configs", downlink.config_text)
+        demo.note("limit alarms from devices", f"{downlink.limit_alarms:,} limit_exceeded events")
+        demo.note("remote self-tests", downlink.command_text)
         received = self.receiver.counts
         events = ", ".join(f"{e} {n}" for e, n in sorted(received.by_event.items()))
         demo.note(

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from backend.api.app import create_app
@@ -130,3 +131,51 @@ def test_a_csm_sees_and_acts_on_their_own_accounts_only(
     with psycopg.connect(console_world.database_url) as conn:
         statuses = dict(conn.execute("SELECT id, status FROM alerts").fetchall())
     assert statuses == {own_alert: "acknowledged", other_alert: "open"}
+
+
+def test_a_technician_runs_a_remote_self_test_and_reads_its_answer(
+    console_world: ConsoleWorld, console_pool: ConnectionPool[Any]
+) -> None:
+    ticket = console_world.tickets["north"]
+    client = _client(console_pool)
+    _sign_in(client, console_world.keys["field_north"])
+    page = client.get(f"/console/tickets/{ticket}")
+    assert "No command sent to this device yet." in page.text
+    sent = client.post(f"/console/tickets/{ticket}/self-test", data={"csrf": _csrf(page.text)})
+    assert "Self-test sent; its answer shows below." in sent.text
+    with psycopg.connect(console_world.database_url) as conn:
+        row = conn.execute(
+            "SELECT c.command_id, c.name, c.status, c.requested_by FROM device_commands c"
+            " JOIN tickets t ON t.device_id = c.device_id WHERE t.id = %s",
+            (ticket,),
+        ).fetchone()
+        assert row is not None
+        assert row[1:] == ("self_test", "queued", f"user:{console_world.users['field_north']}")
+        # What the downlink service stores when the device answers.
+        conn.execute(
+            "UPDATE device_commands SET status = 'ok', answered_at = now(), result = %s"
+            " WHERE command_id = %s",
+            (
+                Jsonb({"passed": False, "beyond_limits": {"bearing_temp_c": "max"}, "missing": []}),
+                row[0],
+            ),
+        )
+    answered = client.get(f"/console/tickets/{ticket}")
+    assert "failed: beyond its limits: bearing_temp_c" in answered.text
+    # A CSM neither sees the button nor can post the form.
+    csm = _client(console_pool)
+    _sign_in(csm, console_world.keys["csm_a"])
+    csm_page = csm.get(f"/console/tickets/{ticket}")
+    if csm_page.status_code == 200:
+        assert "Run a self-test" not in csm_page.text
+        refused = csm.post(
+            f"/console/tickets/{ticket}/self-test", data={"csrf": _csrf(csm_page.text)}
+        )
+        assert refused.status_code == 404
+    with psycopg.connect(console_world.database_url) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM device_commands c JOIN tickets t ON t.device_id = c.device_id"
+            " WHERE t.id = %s",
+            (ticket,),
+        ).fetchone()
+    assert count == (1,)
