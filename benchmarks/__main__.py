@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "models-fleet-database": ["benchmarks.models.fleet_from_database"],
     "gateway": ["benchmarks.gateway.bench_gateway"],
     "care": ["benchmarks.care.bench_care"],
+    "downlink": ["benchmarks.downlink.bench_downlink"],
     "customers": ["benchmarks.customers.bench_customers"],
     "dashboards": ["benchmarks.dashboards.bench_panels"],
     "scoring": ["benchmarks.scoring.bench_scoring"],

@@ -32,7 +32,6 @@ log = logging.getLogger("fleetcare.downlink")
 ANSWER_CHANNELS: tuple[Channel, ...] = (Channel.COMMAND_REPLY, Channel.CONFIG_REPORTED)
 _NO_MATCHING_SUBSCRIBERS = 16
 _SESSION_EXPIRY_S = 7 * 86_400
-_LOST = -1  # the connection dropped before the broker acknowledged
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,8 @@ class DownlinkLink:
         self._lock = threading.Lock()
         self._generation = 0
         self._connected = threading.Event()
-        self._acks: dict[int, tuple[threading.Event, list[int]]] = {}
+        self._reasons: dict[int, int] = {}
+        """PUBACK reason code by message id (MQTT 5; 0 on 3.1.1), until read."""
         self._client = self._make_client()
 
     @property
@@ -154,47 +154,45 @@ class DownlinkLink:
             is kept all the same); ``failed`` (not connected, refused, or no
             acknowledgement within ``timeout_s`` of the last publish).
         """
-        waits: list[tuple[threading.Event, list[int]] | None] = []
-        mids: list[int] = []
+        infos: list[mqtt.MQTTMessageInfo | None] = []
         for message in messages:
             if not self._connected.is_set():
-                waits.append(None)
+                infos.append(None)
                 continue
             props = None
             if message.expiry_s is not None and self.protocol == "5":
                 props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 props.MessageExpiryInterval = message.expiry_s
-            entry: tuple[threading.Event, list[int]] = (threading.Event(), [])
-            with self._lock:  # on_publish waits for the registration below
-                info = self._client.publish(
-                    message.topic, message.payload, qos=1, retain=message.retain, properties=props
-                )
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    waits.append(None)
-                    continue
-                self._acks[info.mid] = entry
-            mids.append(info.mid)
-            waits.append(entry)
+            # No lock of ours around paho's calls: paho runs on_publish holding its own.
+            info = self._client.publish(
+                message.topic, message.payload, qos=1, retain=message.retain, properties=props
+            )
+            infos.append(info if info.rc == mqtt.MQTT_ERR_SUCCESS else None)
         deadline = time.monotonic() + timeout_s
-        outcomes = [self._outcome(entry, deadline) for entry in waits]
-        with self._lock:
-            for mid in mids:
-                self._acks.pop(mid, None)
+        outcomes = [self._outcome(info, deadline) for info in infos]
         for message, outcome in zip(messages, outcomes, strict=True):
             if outcome == PublishOutcome.FAILED:
                 log.warning("no acknowledgement from the broker for %s", message.topic)
         return outcomes
 
-    @staticmethod
-    def _outcome(entry: tuple[threading.Event, list[int]] | None, deadline: float) -> str:
-        if entry is None:
+    def _outcome(self, info: mqtt.MQTTMessageInfo | None, deadline: float) -> str:
+        """Wait for ``info``'s acknowledgement; its reason code was recorded by
+        :meth:`_on_publish`, which paho runs before it marks the message published."""
+        if info is None:
             return PublishOutcome.FAILED
-        done, reason = entry
-        if not done.wait(max(0.0, deadline - time.monotonic())) or not reason:
-            return PublishOutcome.FAILED
-        if reason[0] == _NO_MATCHING_SUBSCRIBERS:
+        while not info.is_published():
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._connected.is_set():
+                return PublishOutcome.FAILED  # sent again by a later round if need be
+            try:
+                info.wait_for_publish(min(0.2, left))
+            except (ValueError, RuntimeError):
+                return PublishOutcome.FAILED
+        with self._lock:
+            reason = self._reasons.pop(info.mid, 0)
+        if reason == _NO_MATCHING_SUBSCRIBERS:
             return PublishOutcome.NO_SUBSCRIBERS
-        if reason[0] == _LOST or reason[0] >= 0x80:
+        if reason >= 0x80:
             return PublishOutcome.FAILED
         return PublishOutcome.DELIVERED
 
@@ -237,10 +235,6 @@ class DownlinkLink:
         with self._lock:
             self._generation += 1
             self._connected.clear()
-            waiting = list(self._acks.values())
-        for done, code in waiting:  # their PUBACK will not come on this connection
-            code.append(_LOST)
-            done.set()
         if reason is not None and getattr(reason, "is_failure", False):
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 
@@ -253,9 +247,5 @@ class DownlinkLink:
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any
     ) -> None:
-        with self._lock:
-            entry = self._acks.get(mid)
-        if entry is not None:
-            done, code = entry
-            code.append(int(getattr(reason, "value", 0) or 0))
-            done.set()
+        with self._lock:  # read once the message is marked published (see _outcome)
+            self._reasons[mid] = int(getattr(reason, "value", 0) or 0)

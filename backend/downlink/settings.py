@@ -58,8 +58,9 @@ class DownlinkSettings(FleetcareSettings):
     batch_size: int = Field(
         default=500,
         ge=1,
-        le=100_000,
-        description="desired configs or commands published per database round",
+        le=10_000,
+        description="desired configs or commands published per database round (their "
+        "acknowledgements awaited together), 1-10000",
     )
     client_id: str = Field(
         default="fleetcare-downlink",

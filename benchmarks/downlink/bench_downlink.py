@@ -10,8 +10,8 @@ Run: ``nice -n 10 .venv/bin/python -m benchmarks.downlink.bench_downlink``
    shipped publishes a batch and then waits for the broker's acknowledgements
    (``publish_all`` over ``batch_size`` 500); the baseline waits for each acknowledgement
    before the next publish (``batch_size`` 1), as a publish-and-wait loop would.
-2. Round trip: one command at a time, from the commit of ``POST /commands``' row to the
-   stored reply, 200 times: the service woken by the API's notification against the same
+2. Round trip: one command at a time, 200 ms apart, from the commit of ``POST /commands``'
+   row to the stored reply, 200 times: the service woken by the API's notification against the same
    service relying on its poll (``FLEETCARE_DOWNLINK_POLL_INTERVAL_S``, 5 s by default;
    1 s here).
 
@@ -49,6 +49,8 @@ from benchmarks.scratch_database import SHARED_SERVER, scratch_database
 from fleetcare.embedded.mosquitto import MosquittoBroker, MosquittoConfig
 
 ROOT = "bench"
+#: Between two commands of the round-trip measurement.
+PAUSE_S = 0.2
 
 
 def log(message: str) -> None:
@@ -181,6 +183,7 @@ def round_trips(url: str, broker: str, device: int, rounds: int, notify: bool) -
     seconds: list[float] = []
     with running_service(url, broker, settings), psycopg.connect(url, autocommit=True) as conn:
         for _ in range(rounds):
+            time.sleep(PAUSE_S)  # requests a person makes, not a burst
             with conn.transaction():
                 row = conn.execute(
                     "INSERT INTO device_commands (command_id, device_id, name, requested_by,"

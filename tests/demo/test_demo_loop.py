@@ -61,7 +61,7 @@ def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path
     assert result.returncode == 0, out + result.stderr
     assert "Traceback" not in out + result.stderr
     # the live view's last frame ends its line, also when the output is not a terminal
-    assert re.search(r"^\[12/12\] finish$", out, re.MULTILINE), out
+    assert re.search(r"^\[13/13\] finish$", out, re.MULTILINE), out
     # the live view's last frame says where the fleet is in its span
     assert re.search(r"│ fleet +│ +(publishing a span of|done: its) [\d.]+ simulated days", out)
     # progress while the model trains, never a silent wait
@@ -99,6 +99,13 @@ def test_a_short_demo_runs_the_whole_loop_and_the_summary_adds_up(tmp_path: Path
     assert _number(delivered) >= 1, delivered
     assert "; 0 with a bad signature" in delivered
     assert _fact(out, "console answering") == "yes"
+    # The downlink: every device applied the operator's alarm limits (the gateway site's
+    # through the gateway), and every device with a new ticket answered its self-test.
+    configs = _fact(out, "device configs")
+    assert configs.startswith("60 of 60 devices applied their alarm limits"), configs
+    tests = _fact(out, "remote self-tests")
+    sent = re.match(r"(\d+) sent, one per new ticket: (\d+) ok", tests)
+    assert sent and int(sent.group(1)) == int(sent.group(2)) >= 1, tests
     caught = _fact(out, "failures caught ahead")
     assert 1 <= _number(caught) <= failures, out
     assert re.search(r"API key \(admin\): fc_\w+", out)

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from backend.downlink.commands import NewCommand, queue_command
 from fleetcare.embedded.mosquitto import MosquittoBroker
 from tests.downlink.conftest import (
     ROOT,
@@ -280,3 +281,79 @@ def test_expired_commands_are_not_sent_and_a_late_answer_still_counts(db: str) -
         assert stored == "stored"
     assert command_row(db, command)["status"] == "ok"
     assert command_row(db, command)["result"] == {"late": True}
+
+
+def test_a_fleet_wide_push_is_acknowledged_and_answered(
+    db: str, mosquitto: MosquittoBroker, start_service: Callable[..., RunningService]
+) -> None:
+    """Hundreds of publishes in flight at once (paho acknowledges them on its own thread
+    while the service is still publishing): every device gets its config and command."""
+    with psycopg.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO devices (external_id, model_id) SELECT 'bulk-' || n,"
+            " (SELECT model_id FROM devices LIMIT 1) FROM generate_series(1, 600) AS n"
+        )
+    host, port = mosquitto.url.removeprefix("mqtt://").split(":")
+    farm = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="farm")
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        device = msg.topic.split("/")[2]
+        body = json.loads(msg.payload)
+        now = int(time.time() * 1000)
+        if msg.topic.endswith("/commands"):
+            answer = {"v": 1, "device": device, "id": body["id"], "status": "ok", "t": now}
+            client.publish(f"{ROOT}/v1/{device}/commands/reply", json.dumps(answer), qos=1)
+        else:
+            report = {
+                "v": 1,
+                "device": device,
+                "version": body["version"],
+                "status": "applied",
+                "config": body["config"],
+                "t": now,
+            }
+            client.publish(f"{ROOT}/v1/{device}/config/reported", json.dumps(report), qos=1)
+
+    farm.on_message = on_message
+    farm.connect(host, int(port))
+    farm.subscribe([(f"{ROOT}/v1/+/config/desired", 1), (f"{ROOT}/v1/+/commands", 1)])
+    farm.loop_start()
+    running = start_service(mosquitto.url, batch_size=500)
+    try:
+        time.sleep(0.3)
+        with psycopg.connect(db) as conn:
+            conn.execute(
+                "INSERT INTO device_twins (device_id, desired, desired_version, desired_at)"
+                " SELECT id, '{\"eco\": true}', 1, now() FROM devices"
+                " WHERE external_id LIKE 'bulk-%'"
+            )
+            for (dev,) in conn.execute(
+                "SELECT id FROM devices WHERE external_id LIKE 'bulk-%'"
+            ).fetchall():
+                queue_command(
+                    conn, int(dev), NewCommand(name="ping"), requested_by="test", default_ttl_s=60
+                )
+
+        def done(query: str) -> bool:
+            with psycopg.connect(db) as conn:
+                row = conn.execute(query).fetchone()
+            return row is not None and row[0] == 600
+
+        wait_for(
+            lambda: done(
+                "SELECT count(*) FROM device_twins WHERE reported_version = 1"
+                " AND reported_status = 'applied'"
+            ),
+            60,
+            "600 reports",
+        )
+        wait_for(
+            lambda: done("SELECT count(*) FROM device_commands WHERE status = 'ok'"),
+            60,
+            "600 replies",
+        )
+    finally:
+        farm.loop_stop()
+        farm.disconnect()
+    assert running.service.counts.desired_sent == 600
+    assert running.service.counts.commands_sent == 600
