@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from backend.broker_client import persistent_session_client
 from device_sdk.wire import Channel
 from device_sdk.wire import subscription as topic_filter
 from fleetcare.cli.mqtt_probe import BrokerEndpoint, MqttProtocol
@@ -102,19 +101,7 @@ class DownlinkLink:
         return [topic_filter(channel, root=self.root) for channel in ANSWER_CHANNELS]
 
     def _make_client(self) -> mqtt.Client:
-        v5 = self.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-        )
-        if self.endpoint.username is not None:
-            client.username_pw_set(self.endpoint.username, self.endpoint.password)
-        if self.endpoint.tls:
-            client.tls_set_context(ssl.create_default_context())
-        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client = persistent_session_client(self.endpoint, self.client_id, self.protocol)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

@@ -29,17 +29,16 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from backend.broker_client import persistent_session_client
 from backend.ingest.decode import INGEST_CHANNELS
 from backend.ingest.device_partition import DevicePartition
 from backend.ingest.errors import BrokerProtocolError
@@ -173,19 +172,7 @@ class Receiver:
         return filters
 
     def _make_client(self) -> mqtt.Client:
-        v5 = self.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else False,
-            manual_ack=True,
-        )
-        if self.endpoint.username is not None:
-            client.username_pw_set(self.endpoint.username, self.endpoint.password)
-        if self.endpoint.tls:
-            client.tls_set_context(ssl.create_default_context())
-        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client = persistent_session_client(self.endpoint, self.client_id, self.protocol)
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
