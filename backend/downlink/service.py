@@ -144,7 +144,7 @@ class DownlinkService:
         outcomes: list[str] = []
         with conn.transaction():
             for answer in batch:
-                outcomes.append(self._store_one(conn, answer))
+                outcomes.append(self._store_guarded(conn, answer))
         self._unstored = []
         for answer in batch:
             self.link.ack(answer)
@@ -156,6 +156,18 @@ class DownlinkService:
             elif outcome != "ignored":
                 self.counts.answers_refused += 1
                 self.counts.by_refusal[outcome] = self.counts.by_refusal.get(outcome, 0) + 1
+
+    def _store_guarded(self, conn: Connection[Any], answer: Answer) -> str:
+        """One answer in a savepoint: one the database refuses (a NUL character in a JSON
+        string, say) becomes a dead letter instead of failing the whole batch forever."""
+        try:
+            with conn.transaction():
+                return self._store_one(conn, answer)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.DatabaseError as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return self._dead_letter(conn, answer, "unstorable", detail, None)
 
     def _store_one(self, conn: Connection[Any], answer: Answer) -> str:
         decoded = decode_answer(answer.topic, answer.payload, self.root)

@@ -180,6 +180,12 @@ def test_hostile_and_malformed_answers_are_refused_and_kept(
     # The payload claims to be pump-2 on pump-1's topic.
     publish(f"{ROOT}/v1/pump-1/commands/reply", {**reply, "device": "pump-2"})
     publish(f"{ROOT}/v1/pump-1/config/reported", b"{not json")
+    # Valid JSON and a valid report, but PostgreSQL's jsonb refuses a NUL character.
+    publish(
+        f"{ROOT}/v1/pump-3/config/reported",
+        b'{"v": 1, "device": "pump-3", "version": 1, "status": "applied",'
+        b' "config": {"name": "a\\u0000b"}, "t": %d}' % now_ms,
+    )
     publish(
         f"{ROOT}/v1/ghost-9/config/reported",
         {"v": 1, "device": "ghost-9", "version": 1, "status": "applied", "t": now_ms},
@@ -197,11 +203,13 @@ def test_hostile_and_malformed_answers_are_refused_and_kept(
         "device_mismatch": 1,
         "invalid_payload": 1,
         "unknown_device": 1,
+        "unstorable": 1,
     }
     wait_for(lambda: refusals() == expected, what=f"dead letters {expected}")
     assert command_row(db, other)["status"] in {"queued", "sent"}
     assert command_row(db, other)["result"] is None
-    assert running.service.counts.answers_refused == 4
+    assert running.service.counts.answers_refused == 5
+    assert running.thread.is_alive()  # and still serving
     with psycopg.connect(db) as conn:
         stored = conn.execute("SELECT count(*) FROM device_twins WHERE reported_at IS NOT NULL")
         assert stored.fetchone() == (0,)

@@ -49,3 +49,26 @@ def test_an_unexpected_error_ends_the_loop() -> None:
 
     with pytest.raises(ZeroDivisionError):
         every_interval(0.01, threading.Event(), one_pass, expected=(OSError,), on_failure=print)
+
+
+def test_a_service_that_fails_ends_its_command_with_the_error() -> None:
+    """Not a process idling with nothing running: ``fleetcare up`` restarts one that exits."""
+    from fleetcare.cli.waiting import run_until_stopped
+
+    def broken(stop: threading.Event) -> None:
+        stop.wait(0.2)
+        raise RuntimeError("poisoned")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="poisoned"):
+        run_until_stopped("broken", broken, None)
+    assert time.monotonic() - started < 5
+
+
+def test_a_service_runs_until_its_duration() -> None:
+    from fleetcare.cli.waiting import run_until_stopped
+
+    seen: list[bool] = []
+    started = time.monotonic()
+    run_until_stopped("idle", lambda stop: seen.append(stop.wait(30)), 0.5)
+    assert seen == [True] and 0.4 < time.monotonic() - started < 5
