@@ -15,6 +15,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
+from backend.storage.jsonb import has_nul
 from device_sdk.wire.payloads import NAME_PATTERN
 
 #: The channel of PostgreSQL ``NOTIFY`` that wakes the downlink service.
@@ -90,7 +91,7 @@ def args_json(args: dict[str, Any]) -> str:
         raise ValueError(f"not plain JSON: {exc}") from None
     if len(text.encode()) > MAX_ARGS_BYTES:
         raise ValueError(f"larger than 64 KiB ({MAX_ARGS_BYTES} bytes) serialised")
-    if "\\u0000" in text:
+    if has_nul(args):
         raise ValueError("a string contains a NUL character")
     return text
 

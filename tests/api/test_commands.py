@@ -148,3 +148,10 @@ def test_the_twin_says_where_the_desired_config_stands(
     twin = client.get(f"/devices/{device_id}/twin", headers=admin).json()
     assert twin["sync"] == "in_sync"
     assert twin["reported"] == {"b": 2}
+
+
+def test_the_text_backslash_u0000_is_not_a_nul_character(client: TestClient, fleet: Fleet) -> None:
+    body = {"name": "set_label", "args": {"label": "\\u0000 is how JSON writes NUL"}}
+    response = _post(client, fleet, "admin", "globex-pump-1", body)
+    assert response.status_code == 202, response.text
+    assert response.json()["args"] == body["args"]

@@ -19,6 +19,7 @@ from backend.api.params import ResourceId
 from backend.api.rows import fetch_one, fetch_page
 from backend.api.scoping import device_condition
 from backend.downlink.commands import wake_downlink
+from backend.storage.jsonb import has_nul
 
 router = APIRouter(tags=["devices"])
 
@@ -75,16 +76,6 @@ class Twin(BaseModel):
     )
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 class DesiredConfigUpdate(BaseModel):
     """A new desired configuration; it replaces the previous one as a whole."""
 
@@ -99,7 +90,7 @@ class DesiredConfigUpdate(BaseModel):
     @field_validator("desired")
     @classmethod
     def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if _has_nul(value):
+        if has_nul(value):
             raise ValueError("strings may not contain NUL characters")
         if len(json.dumps(value, allow_nan=False, default=str)) > MAX_DESIRED_BYTES:
             raise ValueError(f"desired config is larger than {MAX_DESIRED_BYTES} bytes")
