@@ -75,13 +75,26 @@ def health(conn: DbConnection) -> HealthStatus:
     return HealthStatus(status="ok", database="ok")
 
 
-def open_pool(database_url: str, *, min_size: int = 1, max_size: int = 16) -> ConnectionPool[Any]:
-    """A pool of connections to ``database_url`` (not yet opened)."""
+#: How long a request waits for a database connection before the API answers 503.
+POOL_WAIT_S = 5.0
+
+
+def open_pool(
+    database_url: str, *, min_size: int = 1, max_size: int = 16, wait_s: float = POOL_WAIT_S
+) -> ConnectionPool[Any]:
+    """A pool of connections to ``database_url`` (not yet opened).
+
+    Each connection is checked before a request gets it, so that after the database
+    restarted a request gets a fresh connection instead of the dead one it left; while the
+    database is away a request waits at most ``wait_s`` and is answered 503.
+    """
     return ConnectionPool(
         database_url,
         min_size=min_size,
         max_size=max_size,
         open=False,
+        timeout=wait_s,
+        check=ConnectionPool.check_connection,
         kwargs={"autocommit": False},
         connection_class=psycopg.Connection,
         name="fleetcare-api",

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args
 
 import psycopg
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
+from backend.api.deps import DbConnection
 from backend.api.errors import ApiError
 from backend.api.keys import new_key, parse_key, verify_secret
 
@@ -58,27 +58,32 @@ def authenticate(conn: psycopg.Connection[Any], key: str) -> Principal:
         raise _unauthorized("API key revoked")
     if disabled:
         raise _unauthorized("user disabled")
-    # At most one write per key and minute, so busy keys do not queue on their row lock.
+    # At most one write per key and minute, and none that waits: the write belongs to the
+    # request's transaction, and a concurrent request with the same key skips the row.
     conn.execute(
-        "UPDATE api_keys SET last_used_at = now() WHERE id = %s"
-        " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+        "UPDATE api_keys SET last_used_at = now() WHERE id = (SELECT id FROM api_keys"
+        " WHERE id = %s AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')"
+        " FOR UPDATE SKIP LOCKED)",
         (key_id,),
     )
     return Principal(user_id=user_id, name=name, role=role, region=region, team=team)
 
 
 def current_principal(
-    request: Request,
+    conn: DbConnection,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
     header_key: Annotated[str | None, Security(_api_key_header)] = None,
 ) -> Principal:
-    """FastAPI dependency: the caller identified by ``Authorization: Bearer`` or ``X-API-Key``."""
+    """FastAPI dependency: the caller identified by ``Authorization: Bearer`` or ``X-API-Key``.
+
+    It reads the key on the request's own connection (the one its handler gets): a request
+    that held one pooled connection while waiting for a second could, with as many such
+    requests as the pool has connections, wait for each other until the pool gave up.
+    """
     key = bearer.credentials if bearer is not None else header_key
     if not key:
         raise ApiError(401, "unauthorized", "missing API key: send Authorization: Bearer <key>")
-    pool: ConnectionPool[psycopg.Connection[Any]] = request.app.state.pool
-    with pool.connection() as conn:
-        return authenticate(conn, key)
+    return authenticate(conn, key)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -138,6 +138,25 @@ def _integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: Seconds a client is told to wait before retrying while the database is unavailable.
+RETRY_AFTER_S = 5
+
+
+def _database_unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
+    """The database is down, restarting or unreachable (no connection within the pool's
+    wait, or the connection broke): 503 and when to retry. The transaction did not commit,
+    unless the connection broke during the commit itself; a retried command with the same
+    ``Idempotency-Key`` is never queued twice."""
+    assert isinstance(exc, psycopg.OperationalError)
+    _log.warning("database unavailable for an API request: %s", str(exc).strip() or type(exc))
+    return error_response(
+        503,
+        "unavailable",
+        "the database is unavailable; retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 def _unexpected_handler(_: Request, exc: Exception) -> JSONResponse:
     _log.error("unhandled error in API request", exc_info=exc)
     return error_response(500, "internal", "internal server error")
@@ -150,6 +169,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(psycopg.DataError, _data_error_handler)
     app.add_exception_handler(psycopg.IntegrityError, _integrity_error_handler)
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
 
@@ -175,6 +195,7 @@ _DESCRIPTIONS = {
     401: "missing, invalid or revoked API key",
     403: "the key's role may not do this",
     422: "invalid request (code invalid_request)",
+    503: "the database is unavailable (code unavailable); retry after `Retry-After` seconds",
 }
 
 
@@ -183,7 +204,8 @@ def document_common_errors(spec: dict[str, Any]) -> dict[str, Any]:
 
     400 where there is a body, 401 and 403 where a key is required, 422 (replacing FastAPI's
     default validation schema, which is not what the API sends) where there are parameters or
-    a body. Responses an operation documents itself are kept.
+    a body, and 503 everywhere (every operation needs the database). Responses an operation
+    documents itself are kept.
     """
     components = spec.setdefault("components", {}).setdefault("schemas", {})
     if "ErrorBody" not in components:
@@ -202,6 +224,7 @@ def document_common_errors(spec: dict[str, Any]) -> dict[str, Any]:
                 codes += [401, 403]
             if "requestBody" in operation or operation.get("parameters"):
                 codes.append(422)
+            codes.append(503)
             responses = operation["responses"]
             for code in codes:
                 current = responses.get(str(code))
