@@ -7,6 +7,8 @@ forms that redirect back (post/redirect/get) with a status message.
 
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,7 +34,13 @@ from backend.console.session import (
     set_session,
 )
 from backend.console.signals import describe_contribution, signal_label, signal_name
-from backend.downlink.commands import NewCommand, device_commands, queue_command
+from backend.downlink.commands import (
+    IDEMPOTENCY_KEY_PATTERN,
+    IdempotencyKeyReusedError,
+    NewCommand,
+    device_commands,
+    queue_command,
+)
 
 BASE = "/console"
 _HERE = Path(__file__).parent
@@ -176,6 +184,7 @@ def ticket_page(request: Request, conn: DbConnection, ticket_id: int) -> Respons
         chart=chart,
         events=queries.ticket_events(conn, ticket_id),
         commands=device_commands(conn, row["device_id"], limit=5),
+        self_test_key=secrets.token_urlsafe(16),
         can_act=queries.can_act_on_tickets(principal),
         assignees=queries.assignable_field_users(conn, row["region"], row["team"])
         or [{"id": principal.user_id, "name": principal.name}],
@@ -244,10 +253,15 @@ def start_ticket(
 
 @router.post("/tickets/{ticket_id}/self-test", response_model=None)
 def self_test_ticket_device(
-    request: Request, conn: DbConnection, ticket_id: int, csrf: Annotated[str | None, Form()] = None
+    request: Request,
+    conn: DbConnection,
+    ticket_id: int,
+    csrf: Annotated[str | None, Form()] = None,
+    request_key: Annotated[str | None, Form()] = None,
 ) -> Response:
     """Send the ticket's device a ``self_test`` command (the downlink service delivers it);
-    its answer shows on the ticket page."""
+    its answer shows on the ticket page. The page's form carries a key of its own, so a
+    double click or a resent form queues one command."""
     caller = _form_caller(request, conn, csrf)
     if isinstance(caller, Response):
         return caller
@@ -255,13 +269,20 @@ def self_test_ticket_device(
     row = queries.ticket(conn, principal, ticket_id)
     if not queries.can_act_on_tickets(principal) or row is None:
         return _not_found(request, principal, key, "ticket")
-    queue_command(
-        conn,
-        row["device_id"],
-        NewCommand(name="self_test"),
-        requested_by=f"user:{principal.user_id}",
-        default_ttl_s=request.app.state.command_ttl_s,
-    )
+    key_ok = request_key is not None and re.fullmatch(IDEMPOTENCY_KEY_PATTERN, request_key)
+    try:
+        queued = queue_command(
+            conn,
+            row["device_id"],
+            NewCommand(name="self_test"),
+            requested_by=f"user:{principal.user_id}",
+            default_ttl_s=request.app.state.command_ttl_s,
+            idempotency_key=request_key if key_ok else None,
+        )
+    except IdempotencyKeyReusedError:
+        return _back(f"/tickets/{ticket_id}", "That form was used for another device; reload.")
+    if queued.replayed:
+        return _back(f"/tickets/{ticket_id}", "Self-test already sent; its answer shows below.")
     return _back(f"/tickets/{ticket_id}", "Self-test sent; its answer shows below.")
 
 

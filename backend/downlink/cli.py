@@ -105,7 +105,7 @@ def command(
                 request,
                 requested_by="cli",
                 default_ttl_s=downlink.command_ttl_s,
-            )
+            ).record
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--args") from None
         conn.commit()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from backend.storage.jsonb import has_nul
 from device_sdk.wire.payloads import NAME_PATTERN
+from fleetcare.errors import FleetcareError
 
 #: The channel of PostgreSQL ``NOTIFY`` that wakes the downlink service.
 NOTIFY_CHANNEL = "fleetcare_downlink"
@@ -26,6 +28,9 @@ CommandStatus = Literal["queued", "sent", "ok", "error", "unknown", "invalid", "
 FINAL_STATUSES: frozenset[str] = frozenset({"ok", "error", "unknown", "invalid", "expired"})
 
 MAX_ARGS_BYTES = 64 * 1024
+
+#: An ``Idempotency-Key``: 1-128 printable ASCII characters without spaces.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,128}$"
 
 
 class CommandRecord(BaseModel):
@@ -96,6 +101,22 @@ def args_json(args: dict[str, Any]) -> str:
     return text
 
 
+class IdempotencyKeyReusedError(FleetcareError):
+    """The key was used by the same user for a different command."""
+
+    def __init__(self, existing: CommandRecord) -> None:
+        super().__init__(f"the idempotency key was used for command {existing.id}")
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class QueuedCommand:
+    """The command, and whether it was queued earlier under the same idempotency key."""
+
+    record: CommandRecord
+    replayed: bool = False
+
+
 def queue_command(
     conn: Connection[Any],
     device_id: int,
@@ -103,35 +124,53 @@ def queue_command(
     *,
     requested_by: str,
     default_ttl_s: int,
-) -> CommandRecord:
+    idempotency_key: str | None = None,
+) -> QueuedCommand:
     """Store a command for ``device_id`` and wake the service; the caller commits.
+
+    With an ``idempotency_key`` that ``requested_by`` already used for the same device,
+    name, args and time to live, nothing is queued and that command is returned
+    (``replayed``); a concurrent request with the key waits for the first to commit.
 
     Raises:
         ValueError: ``request.args`` cannot be sent (see :func:`args_json`).
+        IdempotencyKeyReusedError: the key was used for a different command.
     """
     ttl_s = request.ttl_s if request.ttl_s is not None else default_ttl_s
+    args = args_json(request.args)
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             "INSERT INTO device_commands (command_id, device_id, name, args, requested_by,"
-            " expires_at) VALUES (%s, %s, %s, %s::jsonb, %s,"
-            f" now() + make_interval(secs => %s)) RETURNING {_COLUMNS}",
-            (
-                new_command_id(),
-                device_id,
-                request.name,
-                args_json(request.args),
-                requested_by,
-                ttl_s,
-            ),
+            " expires_at, idempotency_key) VALUES (%s, %s, %s, %s::jsonb, %s,"
+            " now() + make_interval(secs => %s), %s)"
+            " ON CONFLICT (requested_by, idempotency_key) WHERE idempotency_key IS NOT NULL"
+            f" DO NOTHING RETURNING {_COLUMNS}",
+            (new_command_id(), device_id, request.name, args, requested_by, ttl_s, idempotency_key),
         ).fetchone()
-    assert row is not None
+        if row is None:
+            earlier = cur.execute(
+                f"SELECT {_COLUMNS}, extract(epoch FROM expires_at - created_at) AS ttl_s"
+                " FROM device_commands WHERE requested_by = %s AND idempotency_key = %s",
+                (requested_by, idempotency_key),
+            ).fetchone()
+            assert earlier is not None
+            record = CommandRecord.model_validate(earlier)
+            same = (
+                record.device_id == device_id
+                and record.name == request.name
+                and record.args == json.loads(args)
+                and round(float(earlier["ttl_s"])) == ttl_s
+            )
+            if not same:
+                raise IdempotencyKeyReusedError(record)
+            return QueuedCommand(record, replayed=True)
     conn.execute(
         "INSERT INTO audit_log (actor, action, subject_kind, subject_id, detail)"
         " VALUES (%s, 'device.command', 'device', %s, %s::jsonb)",
         (requested_by, str(device_id), json.dumps({"command_id": row["id"], "name": row["name"]})),
     )
     wake_downlink(conn)
-    return CommandRecord.model_validate(row)
+    return QueuedCommand(CommandRecord.model_validate(row))
 
 
 def device_commands(

@@ -155,3 +155,93 @@ def test_the_text_backslash_u0000_is_not_a_nul_character(client: TestClient, fle
     response = _post(client, fleet, "admin", "globex-pump-1", body)
     assert response.status_code == 202, response.text
     assert response.json()["args"] == body["args"]
+
+
+def _keyed(
+    client: TestClient, fleet: Fleet, who: str, device: str, body: dict[str, Any], key: str
+) -> Any:
+    headers = {**fleet.headers(who), "Idempotency-Key": key}
+    return client.post(f"/devices/{fleet.device_ids[device]}/commands", headers=headers, json=body)
+
+
+def _commands_keyed(url: str, key: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM device_commands WHERE idempotency_key = %s", (key,)
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_retry_with_its_idempotency_key_queues_nothing_new(
+    client: TestClient, fleet: Fleet, api_database_url: str
+) -> None:
+    body = {"name": "reboot", "args": {"delay_s": 5}, "ttl_s": 300}
+    first = _keyed(client, fleet, "admin", "globex-pump-0", body, "retry-7f3a")
+    assert first.status_code == 202, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    again = _keyed(client, fleet, "admin", "globex-pump-0", body, "retry-7f3a")
+    assert again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert _commands_keyed(api_database_url, "retry-7f3a") == 1
+    # Keys are the caller's own: another user's same key is another command.
+    other = _keyed(client, fleet, "field_south", "globex-pump-0", body, "retry-7f3a")
+    assert other.status_code == 202
+    assert other.json()["id"] != first.json()["id"]
+    assert _commands_keyed(api_database_url, "retry-7f3a") == 2
+
+
+@pytest.mark.parametrize(
+    ("device", "body"),
+    [
+        ("globex-pump-1", {"name": "reboot", "args": {"delay_s": 6}, "ttl_s": 300}),
+        ("globex-pump-1", {"name": "self_test", "args": {"delay_s": 5}, "ttl_s": 300}),
+        ("globex-pump-1", {"name": "reboot", "args": {"delay_s": 5}, "ttl_s": 301}),
+        ("globex-pump-2", {"name": "reboot", "args": {"delay_s": 5}, "ttl_s": 300}),
+    ],
+)
+def test_an_idempotency_key_reused_for_another_command_is_409(
+    client: TestClient, fleet: Fleet, api_database_url: str, device: str, body: dict[str, Any]
+) -> None:
+    key = f"reuse-{device}-{body['name']}-{body['ttl_s']}-{body['args']['delay_s']}"
+    original = {"name": "reboot", "args": {"delay_s": 5}, "ttl_s": 300}
+    first = _keyed(client, fleet, "admin", "globex-pump-1", original, key)
+    assert first.status_code == 202
+    response = _keyed(client, fleet, "admin", device, body, key)
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["code"] == "idempotency_key_reused"
+    assert error["details"]["command_id"] == first.json()["id"]
+    assert _commands_keyed(api_database_url, key) == 1
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 129, "naïve"])
+def test_a_malformed_idempotency_key_is_422(
+    client: TestClient, fleet: Fleet, api_database_url: str, key: str
+) -> None:
+    response = client.post(
+        f"/devices/{fleet.device_ids['globex-pump-1']}/commands",
+        headers={**fleet.headers("admin"), "Idempotency-Key": key.encode()},
+        json={"name": "self_test"},
+    )
+    assert response.status_code == 422, response.text
+    assert "Idempotency-Key" in response.text
+
+
+def test_concurrent_requests_with_one_key_queue_one_command(
+    client: TestClient, fleet: Fleet, api_database_url: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"name": "self_test", "ttl_s": 60}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(
+                lambda _: _keyed(client, fleet, "admin", "acme-pump-1", body, "race-1"), range(4)
+            )
+        )
+    assert [a.status_code for a in answers] == [202] * 4
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 3
+    assert _commands_keyed(api_database_url, "race-1") == 1

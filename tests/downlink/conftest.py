@@ -77,7 +77,7 @@ def send_command(url: str, ref: str, name: str, args: dict[str, Any], ttl_s: int
             NewCommand(name=name, args=args, ttl_s=ttl_s),
             requested_by="test",
             default_ttl_s=60,
-        )
+        ).record
     return record.id
 
 
