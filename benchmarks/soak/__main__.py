@@ -26,6 +26,7 @@ def main(argv: list[str]) -> int:
     if args.minutes <= 0:
         parser.error("--minutes must be positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per operator request
     options = SoakOptions(
         minutes=args.minutes,
         out=args.out,

@@ -192,3 +192,87 @@ def webhook_check(ledger: WebhookLedger) -> CheckResult:
             "redelivered": redelivered,
         },
     )
+
+
+@dataclass(frozen=True)
+class DownlinkLedger:
+    """What the API accepted from the operator against what the database holds at the end.
+
+    Attributes:
+        configs_sent: per device, the last desired version the API accepted and what the
+            device must report for it (``applied`` or ``rejected``).
+        twins: per device the operator configured, ``(desired_version, reported_version,
+            reported_status)`` as stored.
+        commands_accepted: ids of the commands the API accepted.
+        command_status: every command row in the database, id → status.
+    """
+
+    configs_sent: Mapping[int, tuple[int, str]]
+    twins: Mapping[int, tuple[int, int, str | None]]
+    commands_accepted: Sequence[str]
+    command_status: Mapping[str, str]
+    refused: int = 0
+    replayed: int = 0
+
+
+def downlink_check(ledger: DownlinkLedger) -> CheckResult:
+    """Every desired version the database took was reported back with the status the
+    firmware owes it; every command the database holds was answered ``ok``; the commands
+    stored are exactly those the API accepted (none lost, none its client never heard of,
+    retries included); and both kinds were exercised."""
+    missing_twins = sorted(
+        d for d, (version, _) in ledger.configs_sent.items()
+        if d not in ledger.twins or ledger.twins[d][0] < version
+    )  # fmt: skip
+    behind = sorted(d for d, (desired, reported, _) in ledger.twins.items() if reported < desired)
+    wrong = sorted(
+        d for d, (version, expect) in ledger.configs_sent.items()
+        if d in ledger.twins and ledger.twins[d][:2] == (version, version)
+        and ledger.twins[d][2] != expect
+    )  # fmt: skip
+    missing_commands = sorted(c for c in ledger.commands_accepted if c not in ledger.command_status)
+    unheard_of = sorted(set(ledger.command_status) - set(ledger.commands_accepted))
+    by_status: dict[str, int] = {}
+    for status in ledger.command_status.values():
+        by_status[status] = by_status.get(status, 0) + 1
+    not_ok = len(ledger.command_status) - by_status.get("ok", 0)
+    passed = (
+        not missing_twins
+        and not behind
+        and not wrong
+        and not missing_commands
+        and not unheard_of
+        and not_ok == 0
+        and len(ledger.configs_sent) > 0
+        and len(ledger.commands_accepted) > 0
+    )
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
+    detail = (
+        f"configs: {len(ledger.configs_sent)} devices configured, {len(behind)} not reported "
+        f"back, {len(wrong)} with the wrong status, {len(missing_twins)} lost; commands: "
+        f"{len(ledger.commands_accepted)} accepted, {len(ledger.command_status)} stored "
+        f"({statuses}), {len(missing_commands)} lost, {len(unheard_of)} queued unbeknown "
+        f"to the operator; {ledger.refused} requests not accepted and sent again "
+        f"({ledger.replayed} commands found queued already)"
+    )
+    if behind:
+        detail += f" (first device behind: {behind[0]})"
+    if not ledger.configs_sent or not ledger.commands_accepted:
+        detail += " (the operator got nothing through: nothing was tested)"
+    return CheckResult(
+        "downlink: every config and command reached its device and came back",
+        passed,
+        detail,
+        {
+            "devices_configured": len(ledger.configs_sent),
+            "configs_behind": len(behind),
+            "configs_wrong_status": len(wrong),
+            "configs_lost": len(missing_twins),
+            "commands_accepted": len(ledger.commands_accepted),
+            "commands_not_ok": not_ok,
+            "commands_lost": len(missing_commands),
+            "commands_unheard_of": len(unheard_of),
+            "refused": ledger.refused,
+            "replayed": ledger.replayed,
+        },
+    )

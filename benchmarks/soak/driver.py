@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 
+from backend.api.auth import create_api_key, create_user
 from backend.care.webhooks import WebhookCreate, create_webhook
 from backend.ingest.demo_fleet import SimFleetPlan, register_sim_fleet
 from backend.storage.migrator import apply_migrations
@@ -24,6 +25,7 @@ from benchmarks.soak.checks import (
     Flatness,
     StoredCounts,
     WebhookLedger,
+    downlink_check,
     judge_flatness,
     memory_check,
     reconcile_readings,
@@ -31,6 +33,7 @@ from benchmarks.soak.checks import (
     webhook_check,
 )
 from benchmarks.soak.feeder import PredictionFeeder
+from benchmarks.soak.operator import DownlinkOperator, outstanding, read_ledger, read_times
 from benchmarks.soak.receiver import WebhookReceiver
 from benchmarks.soak.sampler import Sample, Sampler
 from benchmarks.soak.schedule import PlannedFault, fault_schedule
@@ -78,6 +81,11 @@ class SoakOptions:
     @property
     def warmup_s(self) -> float:
         return min(120.0, max(15.0, 0.1 * self.run_s))
+
+    @property
+    def operator_every_s(self) -> float:
+        """Between two requests of the downlink operator (about 270 in a run)."""
+        return min(5.0, max(0.5, self.run_s / 360.0))
 
     @property
     def shards(self) -> int:
@@ -198,6 +206,18 @@ def _wait(
     return condition()
 
 
+def _spread(name: str, values: list[float]) -> dict[str, float]:
+    """``{name}_median_s``, ``_p95_s`` and ``_max_s`` (NaN when nothing was timed)."""
+    ordered = sorted(values)
+    if not ordered:
+        return {f"{name}_{k}_s": math.nan for k in ("median", "p95", "max")}
+    return {
+        f"{name}_median_s": ordered[len(ordered) // 2],
+        f"{name}_p95_s": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        f"{name}_max_s": ordered[-1],
+    }
+
+
 def _median(values: list[float | None]) -> float:
     present = sorted(v for v in values if v is not None)
     return present[len(present) // 2] if present else math.nan
@@ -274,6 +294,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
     up: UpProcess | None = None
     fleet: SimulatedFleet | None = None
     feeder: PredictionFeeder | None = None
+    operator: DownlinkOperator | None = None
     try:
         postgres.start()
         database_url = postgres.fleetcare_url
@@ -292,6 +313,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
         with WebhookReceiver(secret) as receiver:
             with psycopg.connect(database_url) as conn:
                 create_webhook(conn, WebhookCreate(url=receiver.url, secret=secret), actor="soak")
+                api_key = create_api_key(conn, create_user(conn, "Soak operator", "admin"), "soak")
             up = UpProcess(database_url, broker.url, workdir / "data", logs / "up.log", skip)
             up.start()
             if not up.wait_ingest_ready():
@@ -318,6 +340,15 @@ def run_soak(options: SoakOptions) -> SoakResult:
                 database_url, every_s=min(10.0, max(1.5, options.run_s / 120))
             )
             feeder.start()
+            operator = DownlinkOperator(
+                f"http://127.0.0.1:{up.ports.api}",
+                api_key,
+                database_url,
+                every_s=options.operator_every_s,
+                stop_after_s=0.75 * options.run_s,
+                command_ttl_s=int(options.run_s + options.drain_s + 600),
+            )
+            operator.start()
             current_fleet = fleet
 
             def roots() -> dict[str, int | None]:
@@ -350,6 +381,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
                 time.sleep(0.2)
             faults.finish(time.monotonic() - started)
             feeder.stop()
+            operator.stop()
             fleet.stop()
             summaries = fleet.summaries()
             sent = sum(int(str(s.get("readings", 0))) for s in summaries)
@@ -373,6 +405,10 @@ def run_soak(options: SoakOptions) -> SoakResult:
                 options.sample_s,
                 tick,
             )
+            # Answers the broker took before the fleet stopped are stored by now or soon.
+            _wait(lambda: outstanding(database_url) == 0, 60.0, options.sample_s, tick)
+            ledger = read_ledger(database_url, operator.counts)
+            times = read_times(database_url)
             # Deliveries acknowledged by the receiver are marked delivered just after.
             outbox = _outbox(database_url)
             received, bad = receiver.snapshot()
@@ -385,6 +421,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
             memory_check(flatness),
             ticket_check(duplicate_groups, tickets, feeder.counts.at_risk),
             webhook_check(WebhookLedger(outbox, received, bad)),
+            downlink_check(ledger),
         ]
         sim_faults: dict[str, int] = {}
         for summary in summaries:
@@ -407,6 +444,12 @@ def run_soak(options: SoakOptions) -> SoakResult:
             "lag_mean_max_s": max((s.lag_mean_s or 0.0 for s in run_samples), default=0.0),
             "undelivered_sdk": float(sum(int(str(s.get("undelivered", 0))) for s in summaries)),
             "dropped_sdk": float(sum(int(str(s.get("dropped", 0))) for s in summaries)),
+            "downlink_configs": float(len(operator.counts.configs)),
+            "downlink_commands": float(len(operator.counts.commands)),
+            "downlink_refused": float(operator.counts.refused),
+            "downlink_replayed": float(operator.counts.replayed),
+            **_spread("downlink_config", times.config),
+            **_spread("downlink_command", times.command),
         }
         return SoakResult(
             options,
@@ -421,6 +464,8 @@ def run_soak(options: SoakOptions) -> SoakResult:
             webhook_events,
         )
     finally:
+        if operator is not None:
+            operator.stop()
         if feeder is not None:
             feeder.stop()
         if fleet is not None:

@@ -151,6 +151,16 @@ def render_markdown(result: SoakResult, plots: list[str]) -> str:
         f"{f.get('notifications', 0):.0f} ("
         + (", ".join(f"{k} {v}" for k, v in sorted(result.webhook_events.items())) or "none")
         + " received)",
+        f"* downlink operator (through the API): {f.get('downlink_configs', 0):.0f} desired "
+        f"configs and {f.get('downlink_commands', 0):.0f} self-tests accepted, "
+        f"{f.get('downlink_refused', 0):.0f} requests not accepted and sent again "
+        f"({f.get('downlink_replayed', 0):.0f} commands found queued already); API commit to "
+        "the device's "
+        f"answer: configs median {_fmt(f.get('downlink_config_median_s'))} s, p95 "
+        f"{_fmt(f.get('downlink_config_p95_s'))} s, max {_fmt(f.get('downlink_config_max_s'))} s; "
+        f"commands median {_fmt(f.get('downlink_command_median_s'))} s, p95 "
+        f"{_fmt(f.get('downlink_command_p95_s'))} s, max "
+        f"{_fmt(f.get('downlink_command_max_s'))} s",
         "* simulator faults executed: "
         + (", ".join(f"{k} {v}" for k, v in sorted(result.sim_faults.items())) or "none"),
         "",

@@ -8,9 +8,11 @@ import random
 import pytest
 
 from benchmarks.soak.checks import (
+    DownlinkLedger,
     FlatnessRule,
     StoredCounts,
     WebhookLedger,
+    downlink_check,
     fitted_rise,
     judge_flatness,
     memory_check,
@@ -146,3 +148,46 @@ def test_up_children_are_recognised_by_their_sub_command() -> None:
         == "maintain"
     )
     assert role_of_up_child(["python", "-m", "fleetcare.cli", "up"]) is None
+
+
+def _downlink(**changes: object) -> DownlinkLedger:
+    fields: dict[str, object] = {
+        "configs_sent": {1: (2, "applied"), 2: (1, "rejected")},
+        "twins": {1: (2, 2, "applied"), 2: (1, 1, "rejected")},
+        "commands_accepted": ["c1", "c2"],
+        "command_status": {"c1": "ok", "c2": "ok"},
+    }
+    fields.update(changes)
+    return DownlinkLedger(**fields)  # type: ignore[arg-type]
+
+
+def test_downlink_passes_only_when_everything_came_back_as_owed() -> None:
+    assert downlink_check(_downlink()).passed
+    behind = downlink_check(_downlink(twins={1: (2, 1, "applied"), 2: (1, 1, "rejected")}))
+    assert not behind.passed
+    assert behind.numbers["configs_behind"] == 1
+    wrong = downlink_check(_downlink(twins={1: (2, 2, "applied"), 2: (1, 1, "applied")}))
+    assert not wrong.passed, "a config the firmware must refuse was reported applied"
+    assert wrong.numbers["configs_wrong_status"] == 1
+    lost_config = downlink_check(_downlink(twins={1: (2, 2, "applied")}))
+    assert not lost_config.passed
+    assert lost_config.numbers["configs_lost"] == 1
+    unanswered = downlink_check(_downlink(command_status={"c1": "ok", "c2": "sent"}))
+    assert not unanswered.passed
+    assert unanswered.numbers["commands_not_ok"] == 1
+    expired = downlink_check(_downlink(command_status={"c1": "ok", "c2": "expired"}))
+    assert not expired.passed
+    lost = downlink_check(_downlink(command_status={"c1": "ok"}))
+    assert not lost.passed
+    assert lost.numbers["commands_lost"] == 1
+    unheard_of = downlink_check(_downlink(command_status={"c1": "ok", "c2": "ok", "c3": "ok"}))
+    assert not unheard_of.passed, "a command queued twice by a retry"
+    assert unheard_of.numbers["commands_unheard_of"] == 1
+
+
+def test_downlink_with_nothing_accepted_proves_nothing() -> None:
+    assert not downlink_check(_downlink(configs_sent={}, twins={})).passed
+    assert not downlink_check(_downlink(commands_accepted=[], command_status={})).passed
+    # A later version the API committed (a timed-out request) must still come back.
+    newer = _downlink(twins={1: (3, 2, "applied"), 2: (1, 1, "rejected")})
+    assert not downlink_check(newer).passed
