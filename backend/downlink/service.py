@@ -21,12 +21,12 @@ from typing import Any
 import psycopg
 from psycopg import Connection
 
-from backend.downlink.answers import DecodedAnswer, decode_answer
+from backend.downlink.answers import DecodedAnswer, RefusedAnswer, decode_answer
 from backend.downlink.commands import NOTIFY_CHANNEL
 from backend.downlink.link import Answer, DownlinkLink, Outgoing, PublishOutcome
 from backend.downlink.settings import DownlinkSettings
 from backend.downlink.store import (
-    device_id_of,
+    device_ids_of,
     due_commands,
     expire_commands,
     mark_command_sent,
@@ -141,10 +141,13 @@ class DownlinkService:
         if not batch:
             return
         self._unstored = batch  # kept until committed: a failure below retries them
+        decoded = [decode_answer(a.topic, a.payload, self.root) for a in batch]
+        refs = {d.device_ref for d in decoded if isinstance(d, DecodedAnswer)}
         outcomes: list[str] = []
         with conn.transaction():
-            for answer in batch:
-                outcomes.append(self._store_guarded(conn, answer))
+            device_ids = device_ids_of(conn, refs)  # one lookup for the whole batch
+            for answer, one in zip(batch, decoded, strict=True):
+                outcomes.append(self._store_guarded(conn, answer, one, device_ids))
         self._unstored = []
         for answer in batch:
             self.link.ack(answer)
@@ -157,27 +160,38 @@ class DownlinkService:
                 self.counts.answers_refused += 1
                 self.counts.by_refusal[outcome] = self.counts.by_refusal.get(outcome, 0) + 1
 
-    def _store_guarded(self, conn: Connection[Any], answer: Answer) -> str:
+    def _store_guarded(
+        self,
+        conn: Connection[Any],
+        answer: Answer,
+        decoded: DecodedAnswer | RefusedAnswer,
+        device_ids: dict[str, int],
+    ) -> str:
         """One answer in a savepoint: one the database refuses (a NUL character in a JSON
         string, say) becomes a dead letter instead of failing the whole batch forever."""
         try:
             with conn.transaction():
-                return self._store_one(conn, answer)
+                return self._store_one(conn, answer, decoded, device_ids)
         except psycopg.OperationalError:
             raise
         except psycopg.DatabaseError as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return self._dead_letter(conn, answer, "unstorable", detail, None)
 
-    def _store_one(self, conn: Connection[Any], answer: Answer) -> str:
-        decoded = decode_answer(answer.topic, answer.payload, self.root)
+    def _store_one(
+        self,
+        conn: Connection[Any],
+        answer: Answer,
+        decoded: DecodedAnswer | RefusedAnswer,
+        device_ids: dict[str, int],
+    ) -> str:
         if not isinstance(decoded, DecodedAnswer):
             if decoded.reason == "empty":
                 return "ignored"
             return self._dead_letter(
                 conn, answer, decoded.reason, decoded.detail, decoded.device_ref
             )
-        device_id = device_id_of(conn, decoded.device_ref)
+        device_id = device_ids.get(decoded.device_ref)
         if device_id is None:
             return self._dead_letter(
                 conn, answer, "unknown_device", "no such device is registered", decoded.device_ref

@@ -6,6 +6,7 @@ Each function runs in the caller's transaction and commits nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -110,6 +111,16 @@ def device_id_of(conn: Connection[Any], device_ref: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+def device_ids_of(conn: Connection[Any], device_refs: Collection[str]) -> dict[str, int]:
+    """The ids of those of ``device_refs`` that are registered, in one statement."""
+    if not device_refs:
+        return {}
+    rows = conn.execute(
+        "SELECT external_id, id FROM devices WHERE external_id = ANY(%s)", (list(device_refs),)
+    ).fetchall()
+    return {str(ref): int(device_id) for ref, device_id in rows}
+
+
 def _device_time(t_ms: int) -> datetime:
     return datetime.fromtimestamp(t_ms / 1000, tz=UTC)
 
@@ -118,17 +129,19 @@ def record_report(conn: Connection[Any], device_id: int, report: ReportedConfig)
     """The device's answer to desired version ``report.version``; ``False`` when older than
     the answer already stored (a retained report replayed after a newer one)."""
     applied = report.status is ReportStatus.APPLIED
-    conn.execute(
-        "INSERT INTO device_twins (device_id) VALUES (%s) ON CONFLICT (device_id) DO NOTHING",
-        (device_id,),
-    )
     cur = conn.execute(
-        "UPDATE device_twins SET reported_version = %(version)s,"
-        " reported_status = %(status)s, reported_error = %(error)s,"
-        " reported = CASE WHEN %(applied)s THEN %(config)s::jsonb ELSE reported END,"
-        " reported_at = %(at)s"
-        " WHERE device_id = %(device)s AND (reported_at IS NULL OR reported_version < %(version)s"
-        " OR (reported_version = %(version)s AND reported_at <= %(at)s))",
+        "INSERT INTO device_twins AS t (device_id, reported_version, reported_status,"
+        " reported_error, reported, reported_at) VALUES (%(device)s, %(version)s, %(status)s,"
+        " %(error)s, CASE WHEN %(applied)s THEN %(config)s::jsonb ELSE '{}'::jsonb END,"
+        " %(at)s)"
+        " ON CONFLICT (device_id) DO UPDATE SET reported_version = excluded.reported_version,"
+        " reported_status = excluded.reported_status,"
+        " reported_error = excluded.reported_error,"
+        " reported = CASE WHEN %(applied)s THEN excluded.reported ELSE t.reported END,"
+        " reported_at = excluded.reported_at"
+        " WHERE t.reported_at IS NULL OR t.reported_version < excluded.reported_version"
+        " OR (t.reported_version = excluded.reported_version"
+        " AND t.reported_at <= excluded.reported_at)",
         {
             "version": report.version,
             "status": report.status.value,
