@@ -111,6 +111,8 @@ class SoakResult:
     flatness: list[Flatness]
     figures: dict[str, float] = field(default_factory=dict)
     webhook_events: dict[str, int] = field(default_factory=dict)
+    slowest: dict[str, str] = field(default_factory=dict)
+    """The device of the slowest downlink answer, by kind (``config``, ``command``)."""
 
     @property
     def passed(self) -> bool:
@@ -462,6 +464,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
             flatness,
             figures,
             webhook_events,
+            {"config": times.slowest_config, "command": times.slowest_command},
         )
     finally:
         if operator is not None:
@@ -494,6 +497,7 @@ def result_json(result: SoakResult) -> str:
             "faults": [asdict(f) for f in result.faults],
             "sim_faults": result.sim_faults,
             "webhook_events": result.webhook_events,
+            "downlink_slowest": result.slowest,
         },
         indent=2,
         default=str,

@@ -193,20 +193,28 @@ class DownlinkTimes:
 
     config: list[float]
     command: list[float]
+    slowest_config: str = ""
+    """The device whose config took longest (to read against the fault timeline)."""
+    slowest_command: str = ""
 
 
 def read_times(database_url: str) -> DownlinkTimes:
     """Only the last desired version of a device is timed (the twin keeps no history)."""
     with psycopg.connect(database_url, connect_timeout=3) as conn:
         config = conn.execute(
-            "SELECT extract(epoch FROM reported_at - desired_at) FROM device_twins"
-            " WHERE desired_version > 0 AND reported_version = desired_version"
+            "SELECT extract(epoch FROM t.reported_at - t.desired_at), d.external_id"
+            " FROM device_twins t JOIN devices d ON d.id = t.device_id"
+            " WHERE t.desired_version > 0 AND t.reported_version = t.desired_version"
+            " AND t.reported_at IS NOT NULL ORDER BY 1"
         ).fetchall()
         command = conn.execute(
-            "SELECT extract(epoch FROM answered_at - created_at) FROM device_commands"
-            " WHERE answered_at IS NOT NULL"
+            "SELECT extract(epoch FROM c.answered_at - c.created_at), d.external_id"
+            " FROM device_commands c JOIN devices d ON d.id = c.device_id"
+            " WHERE c.answered_at IS NOT NULL ORDER BY 1"
         ).fetchall()
     return DownlinkTimes(
-        [float(str(r[0])) for r in config if r[0] is not None],
-        [float(str(r[0])) for r in command if r[0] is not None],
+        [float(str(r[0])) for r in config],
+        [float(str(r[0])) for r in command],
+        str(config[-1][1]) if config else "",
+        str(command[-1][1]) if command else "",
     )

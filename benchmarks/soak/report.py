@@ -157,10 +157,11 @@ def render_markdown(result: SoakResult, plots: list[str]) -> str:
         f"({f.get('downlink_replayed', 0):.0f} commands found queued already); API commit to "
         "the device's "
         f"answer: configs median {_fmt(f.get('downlink_config_median_s'))} s, p95 "
-        f"{_fmt(f.get('downlink_config_p95_s'))} s, max {_fmt(f.get('downlink_config_max_s'))} s; "
-        f"commands median {_fmt(f.get('downlink_command_median_s'))} s, p95 "
+        f"{_fmt(f.get('downlink_config_p95_s'))} s, max {_fmt(f.get('downlink_config_max_s'))} s"
+        f" ({result.slowest.get('config') or 'none'}); commands median "
+        f"{_fmt(f.get('downlink_command_median_s'))} s, p95 "
         f"{_fmt(f.get('downlink_command_p95_s'))} s, max "
-        f"{_fmt(f.get('downlink_command_max_s'))} s",
+        f"{_fmt(f.get('downlink_command_max_s'))} s ({result.slowest.get('command') or 'none'})",
         "* simulator faults executed: "
         + (", ".join(f"{k} {v}" for k, v in sorted(result.sim_faults.items())) or "none"),
         "",
