@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -142,18 +142,42 @@ def _integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
 RETRY_AFTER_S = 5
 
 
-def _database_unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
+def _unavailable_page(method: str) -> str:
+    """A browser's 503: a page that reloads itself, or, after a form, says to send it again
+    (reloading would turn the form's POST into a GET)."""
+    if method in ("GET", "HEAD"):
+        refresh = f'<meta http-equiv="refresh" content="{RETRY_AFTER_S}">'
+        advice = f"This page tries again in {RETRY_AFTER_S} seconds."
+    else:
+        refresh = ""
+        advice = "What you just sent may not be saved: go back and send it again in a few seconds."
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"{refresh}<title>fleetcare: waiting for the database</title></head><body>"
+        "<h1>Waiting for the database</h1><p>fleetcare cannot reach its database just now "
+        f"(a restart, or a failover). {advice}</p></body></html>"
+    )
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
+def _database_unavailable_handler(request: Request, exc: Exception) -> Response:
     """The database is down, restarting or unreachable (no connection within the pool's
-    wait, or the connection broke): 503 and when to retry. The transaction did not commit,
-    unless the connection broke during the commit itself; a retried command with the same
-    ``Idempotency-Key`` is never queued twice."""
+    wait, or the connection broke): 503 and when to retry; a browser gets a page that
+    reloads itself. The transaction did not commit, unless the connection broke during the
+    commit itself; a retried command with the same ``Idempotency-Key`` is never queued
+    twice."""
     assert isinstance(exc, psycopg.OperationalError)
     _log.warning("database unavailable for an API request: %s", str(exc).strip() or type(exc))
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if _wants_html(request):
+        page = _unavailable_page(request.method)
+        return HTMLResponse(page, status_code=503, headers=headers)
     return error_response(
-        503,
-        "unavailable",
-        "the database is unavailable; retry shortly",
-        headers={"Retry-After": str(RETRY_AFTER_S)},
+        503, "unavailable", "the database is unavailable; retry shortly", headers=headers
     )
 
 

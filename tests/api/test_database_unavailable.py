@@ -83,3 +83,20 @@ def test_more_concurrent_requests_than_connections_all_get_answers(
         assert answers == [200] * 8
     finally:
         pool.close(timeout=1)
+
+
+def test_a_browser_gets_a_page_that_waits_for_the_database(
+    unreachable_client: TestClient,
+) -> None:
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = unreachable_client.get("/console/tickets", headers=browser)
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["Retry-After"] == "5"
+    assert '<meta http-equiv="refresh" content="5">' in page.text
+    form = unreachable_client.post("/console/tickets/1/self-test", headers=browser, data={})
+    assert form.status_code == 503
+    assert "refresh" not in form.text, "reloading would send the form's POST as a GET"
+    assert "send it again" in form.text
+    api = unreachable_client.get("/health", headers={"Accept": "application/json"})
+    assert api.json()["error"]["code"] == "unavailable"
