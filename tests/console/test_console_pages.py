@@ -172,13 +172,18 @@ def test_a_technician_runs_a_remote_self_test_and_reads_its_answer(
             f"/console/tickets/{ticket}/self-test", data={"csrf": _csrf(csm_page.text)}
         )
         assert refused.status_code == 404
-    with psycopg.connect(console_world.database_url) as conn:
-        count = conn.execute(
+    assert _commands_of_ticket_device(console_world, ticket) == 1
+
+
+def _commands_of_ticket_device(world: ConsoleWorld, ticket: int) -> int:
+    with psycopg.connect(world.database_url) as conn:
+        row = conn.execute(
             "SELECT count(*) FROM device_commands c JOIN tickets t ON t.device_id = c.device_id"
             " WHERE t.id = %s",
             (ticket,),
         ).fetchone()
-    assert count == (1,)
+    assert row is not None
+    return int(row[0])
 
 
 def test_a_self_test_form_sent_twice_queues_one_command(
@@ -191,23 +196,12 @@ def test_a_self_test_form_sent_twice_queues_one_command(
     match = re.search(r'name="request_key" value="([^"]+)"', page.text)
     assert match is not None, "the form carries a key of its own"
     form = {"csrf": _csrf(page.text), "request_key": match.group(1)}
-
-    def count() -> int:
-        with psycopg.connect(console_world.database_url) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM device_commands c JOIN tickets t ON t.device_id = c.device_id"
-                " WHERE t.id = %s",
-                (ticket,),
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    before = count()
+    before = _commands_of_ticket_device(console_world, ticket)
     first = client.post(f"/console/tickets/{ticket}/self-test", data=form)
     assert "Self-test sent" in first.text
     double_click = client.post(f"/console/tickets/{ticket}/self-test", data=form)
     assert "Self-test already sent" in double_click.text
-    assert count() == before + 1
+    assert _commands_of_ticket_device(console_world, ticket) == before + 1
     reloaded = client.get(f"/console/tickets/{ticket}")
     again = re.search(r'name="request_key" value="([^"]+)"', reloaded.text)
     assert again is not None and again.group(1) != match.group(1), "a new page, a new key"
