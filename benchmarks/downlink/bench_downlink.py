@@ -58,19 +58,24 @@ def log(message: str) -> None:
 
 
 class DeviceFarm:
-    """One client answering for every device: an applied report per desired config, an
-    ``ok`` reply per command."""
+    """One client answering for every device under ``root``: an applied report per desired
+    config, an ``ok`` reply per command. ``subscribed`` is set once the broker confirmed
+    its subscriptions (a command published before then reaches nobody)."""
 
-    def __init__(self, port: int) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-farm")
+    def __init__(self, port: int, root: str = ROOT) -> None:
+        self.root = root
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{root}-farm")
         self.client.max_inflight_messages_set(1000)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_args: self.subscribed.set()
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
     def _on_connect(self, client: mqtt.Client, *_args: Any) -> None:
-        client.subscribe([(f"{ROOT}/v1/+/config/desired", 1), (f"{ROOT}/v1/+/commands", 1)])
+        root = self.root
+        client.subscribe([(f"{root}/v1/+/config/desired", 1), (f"{root}/v1/+/commands", 1)])
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         device = msg.topic.split("/")[2]
@@ -85,7 +90,7 @@ class DeviceFarm:
                 "result": {},
                 "t": now,
             }
-            client.publish(f"{ROOT}/v1/{device}/commands/reply", orjson.dumps(answer), qos=1)
+            client.publish(f"{self.root}/v1/{device}/commands/reply", orjson.dumps(answer), qos=1)
         else:
             report = {
                 "v": 1,
@@ -95,7 +100,7 @@ class DeviceFarm:
                 "config": body["config"],
                 "t": now,
             }
-            client.publish(f"{ROOT}/v1/{device}/config/reported", orjson.dumps(report), qos=1)
+            client.publish(f"{self.root}/v1/{device}/config/reported", orjson.dumps(report), qos=1)
 
     def stop(self) -> None:
         self.client.loop_stop()
@@ -225,6 +230,8 @@ def main(argv: list[str]) -> int:
         broker = MosquittoBroker(Path(work) / "mosquitto", MosquittoConfig())
         broker.start()
         farm = DeviceFarm(broker.port)
+        if not farm.subscribed.wait(30):
+            raise RuntimeError("the device farm's subscriptions were not confirmed")
         try:
             apply_migrations(url, dialect="postgres")
             ids = seed(url, args.devices)

@@ -16,6 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from backend.downlink.commands import NewCommand, queue_command
+from benchmarks.downlink.bench_downlink import DeviceFarm
 from fleetcare.embedded.mosquitto import MosquittoBroker
 from tests.downlink.conftest import (
     ROOT,
@@ -301,34 +302,10 @@ def test_a_fleet_wide_push_is_acknowledged_and_answered(
             "INSERT INTO devices (external_id, model_id) SELECT 'bulk-' || n,"
             " (SELECT model_id FROM devices LIMIT 1) FROM generate_series(1, 600) AS n"
         )
-    host, port = mosquitto.url.removeprefix("mqtt://").split(":")
-    farm = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="farm")
-
-    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        device = msg.topic.split("/")[2]
-        body = json.loads(msg.payload)
-        now = int(time.time() * 1000)
-        if msg.topic.endswith("/commands"):
-            answer = {"v": 1, "device": device, "id": body["id"], "status": "ok", "t": now}
-            client.publish(f"{ROOT}/v1/{device}/commands/reply", json.dumps(answer), qos=1)
-        else:
-            report = {
-                "v": 1,
-                "device": device,
-                "version": body["version"],
-                "status": "applied",
-                "config": body["config"],
-                "t": now,
-            }
-            client.publish(f"{ROOT}/v1/{device}/config/reported", json.dumps(report), qos=1)
-
-    farm.on_message = on_message
-    farm.connect(host, int(port))
-    farm.subscribe([(f"{ROOT}/v1/+/config/desired", 1), (f"{ROOT}/v1/+/commands", 1)])
-    farm.loop_start()
+    farm = DeviceFarm(int(mosquitto.url.rsplit(":", 1)[1]), root=ROOT)
+    assert farm.subscribed.wait(10), "the device farm is not subscribed"
     running = start_service(mosquitto.url, batch_size=500)
     try:
-        time.sleep(0.3)
         with psycopg.connect(db) as conn:
             conn.execute(
                 "INSERT INTO device_twins (device_id, desired, desired_version, desired_at)"
@@ -361,7 +338,6 @@ def test_a_fleet_wide_push_is_acknowledged_and_answered(
             "600 replies",
         )
     finally:
-        farm.loop_stop()
-        farm.disconnect()
+        farm.stop()
     assert running.service.counts.desired_sent == 600
     assert running.service.counts.commands_sent == 600
